@@ -1,0 +1,293 @@
+//! The function's configuration, read once at cold start.
+//!
+//! [`Config::from_lookup`] takes any `Fn(&str) -> Option<String>`, so tests
+//! build configurations from a map and never touch the process environment;
+//! [`Config::from_env`] is the same with `std::env::var`. Every error names
+//! the variable, so a bad deployment fails at init with a message the
+//! operator can act on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::limits::MAX_RECORD_SIZE;
+
+/// Names of every environment variable the bridge reads. The deployment
+/// template is checked against this list, so it is the one place to add one.
+pub mod vars {
+    pub const DELIVERY_STREAMS: &str = "DELIVERY_STREAMS";
+    pub const REJECTS_DELIVERY_STREAM: &str = "REJECTS_DELIVERY_STREAM";
+    pub const EVENT_SCHEMA_FILE: &str = "EVENT_SCHEMA_FILE";
+    pub const PACK_EVENTS: &str = "PACK_EVENTS";
+    pub const MAX_RECORD_BYTES: &str = "MAX_RECORD_BYTES";
+    pub const MAX_EVENTS_PER_RECORD: &str = "MAX_EVENTS_PER_RECORD";
+    pub const MAX_PUT_ATTEMPTS: &str = "MAX_PUT_ATTEMPTS";
+    pub const ON_PARTIAL_FAILURE: &str = "ON_PARTIAL_FAILURE";
+    pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+    pub const DEADLINE_SAFETY_MARGIN_MS: &str = "DEADLINE_SAFETY_MARGIN_MS";
+    pub const BACKOFF_BASE_MS: &str = "BACKOFF_BASE_MS";
+    pub const BACKOFF_MAX_MS: &str = "BACKOFF_MAX_MS";
+
+    /// All of the above, in the order the README's table lists them.
+    pub const ALL: &[&str] = &[
+        DELIVERY_STREAMS,
+        REJECTS_DELIVERY_STREAM,
+        EVENT_SCHEMA_FILE,
+        PACK_EVENTS,
+        MAX_RECORD_BYTES,
+        MAX_EVENTS_PER_RECORD,
+        MAX_PUT_ATTEMPTS,
+        ON_PARTIAL_FAILURE,
+        METRICS_NAMESPACE,
+        DEADLINE_SAFETY_MARGIN_MS,
+        BACKOFF_BASE_MS,
+        BACKOFF_MAX_MS,
+    ];
+}
+
+/// The most events one packed record may hold by default: the number of
+/// lines Firehose dynamic partitioning can split out of one record.
+pub const DEFAULT_MAX_EVENTS_PER_RECORD: usize = 500;
+
+/// What to do with records that still fail after every resend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnPartialFailure {
+    /// Log each as a `dead_letter` line carrying its bytes, and move on.
+    Log,
+    /// Report the lowest undelivered sequence number in `batchItemFailures`,
+    /// so the event source mapping retries from there.
+    Retry,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The Firehose delivery streams the events are spread over (at least one).
+    pub delivery_streams: Vec<String>,
+    /// Where rejected records go, one JSON line each; `None` logs them only.
+    pub rejects_delivery_stream: Option<String>,
+    /// A JSON Schema replacing the default event contract.
+    pub event_schema_file: Option<PathBuf>,
+    /// Pack many events into each Firehose record.
+    pub pack_events: bool,
+    /// Most bytes a packed record holds (newlines included).
+    pub max_record_bytes: usize,
+    /// Most events a packed record holds.
+    pub max_events_per_record: usize,
+    /// Calls per record, the first included, before it is a dead letter.
+    pub max_put_attempts: u32,
+    pub on_partial_failure: OnPartialFailure,
+    pub metrics_namespace: String,
+    /// No resend starts later than this before the invocation deadline.
+    pub deadline_safety_margin: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is required: set it to a comma-separated list of Firehose delivery stream names")]
+    Missing(&'static str),
+    #[error("{var} is {value:?}: {expected}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        expected: String,
+    },
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`; unset and empty are the same.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        use vars::*;
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let delivery_streams = parse_stream_list(get(DELIVERY_STREAMS))?;
+        let on_partial_failure = match get(ON_PARTIAL_FAILURE).as_deref() {
+            None | Some("log") => OnPartialFailure::Log,
+            Some("retry") => OnPartialFailure::Retry,
+            Some(other) => return Err(invalid(ON_PARTIAL_FAILURE, other, "expected `log` or `retry`")),
+        };
+        let pack_events = match get(PACK_EVENTS).as_deref() {
+            None => true,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(other) => return Err(invalid(PACK_EVENTS, other, "expected `true` or `false`")),
+        };
+        let backoff_base = millis(get(BACKOFF_BASE_MS), BACKOFF_BASE_MS, 50, 1..=60_000)?;
+        let backoff_max = millis(get(BACKOFF_MAX_MS), BACKOFF_MAX_MS, 2_000, 1..=600_000)?;
+        if backoff_max < backoff_base {
+            return Err(invalid(
+                BACKOFF_MAX_MS,
+                &backoff_max.as_millis().to_string(),
+                &format!("expected at least {BACKOFF_BASE_MS} ({})", backoff_base.as_millis()),
+            ));
+        }
+
+        Ok(Config {
+            delivery_streams,
+            rejects_delivery_stream: get(REJECTS_DELIVERY_STREAM),
+            event_schema_file: get(EVENT_SCHEMA_FILE).map(PathBuf::from),
+            pack_events,
+            max_record_bytes: number(
+                get(MAX_RECORD_BYTES),
+                MAX_RECORD_BYTES,
+                MAX_RECORD_SIZE,
+                1..=MAX_RECORD_SIZE,
+            )?,
+            max_events_per_record: number(
+                get(MAX_EVENTS_PER_RECORD),
+                MAX_EVENTS_PER_RECORD,
+                DEFAULT_MAX_EVENTS_PER_RECORD,
+                1..=DEFAULT_MAX_EVENTS_PER_RECORD,
+            )?,
+            max_put_attempts: number(get(MAX_PUT_ATTEMPTS), MAX_PUT_ATTEMPTS, 5, 1..=20)?,
+            on_partial_failure,
+            metrics_namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| "KinesisFirehoseBridge".to_owned()),
+            deadline_safety_margin: millis(
+                get(DEADLINE_SAFETY_MARGIN_MS),
+                DEADLINE_SAFETY_MARGIN_MS,
+                1_000,
+                0..=60_000,
+            )?,
+            backoff_base,
+            backoff_max,
+        })
+    }
+}
+
+/// Delivery stream names: 1 to 64 characters of `[a-zA-Z0-9_.-]`
+/// (Firehose API reference, `DeliveryStreamName`).
+fn parse_stream_list(value: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let value = value.ok_or(ConfigError::Missing(vars::DELIVERY_STREAMS))?;
+    let streams: Vec<String> = value.split(',').map(|s| s.trim().to_owned()).collect();
+    for name in &streams {
+        let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+        if name.is_empty() || name.len() > 64 || !name.chars().all(valid_char) {
+            return Err(invalid(
+                vars::DELIVERY_STREAMS,
+                &value,
+                &format!("{name:?} is not a delivery stream name (1-64 characters of a-z A-Z 0-9 _ . -)"),
+            ));
+        }
+    }
+    Ok(streams)
+}
+
+fn number<T>(
+    value: Option<String>,
+    var: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let Some(value) = value else { return Ok(default) };
+    match value.parse::<T>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(invalid(
+            var,
+            &value,
+            &format!("expected a whole number from {} to {}", range.start(), range.end()),
+        )),
+    }
+}
+
+fn millis(
+    value: Option<String>,
+    var: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    number(value, var, default, range).map(Duration::from_millis)
+}
+
+fn invalid(var: &'static str, value: &str, expected: &str) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        value: value.to_owned(),
+        expected: expected.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_documented_values() {
+        let c = config(&[("DELIVERY_STREAMS", "a")]).unwrap();
+        assert_eq!(c.delivery_streams, vec!["a"]);
+        assert!(c.pack_events);
+        assert_eq!(c.max_record_bytes, 1_024_000);
+        assert_eq!(c.max_events_per_record, 500);
+        assert_eq!(c.max_put_attempts, 5);
+        assert_eq!(c.on_partial_failure, OnPartialFailure::Log);
+        assert_eq!(c.metrics_namespace, "KinesisFirehoseBridge");
+        assert_eq!(c.rejects_delivery_stream, None);
+    }
+
+    #[test]
+    fn missing_delivery_streams_names_the_variable() {
+        let err = config(&[]).unwrap_err();
+        assert!(err.to_string().starts_with("DELIVERY_STREAMS is required"), "{err}");
+    }
+
+    #[test]
+    fn splits_and_trims_stream_list() {
+        let c = config(&[("DELIVERY_STREAMS", " one, two ,three")]).unwrap();
+        assert_eq!(c.delivery_streams, vec!["one", "two", "three"]);
+    }
+
+    #[test]
+    fn rejects_empty_stream_name_in_list() {
+        let err = config(&[("DELIVERY_STREAMS", "one,,two")]).unwrap_err();
+        assert!(err.to_string().starts_with("DELIVERY_STREAMS is"), "{err}");
+    }
+
+    #[test]
+    fn record_bytes_above_firehose_limit_is_an_error_naming_the_variable() {
+        let err = config(&[("DELIVERY_STREAMS", "a"), ("MAX_RECORD_BYTES", "1024001")]).unwrap_err();
+        assert!(err.to_string().starts_with("MAX_RECORD_BYTES is \"1024001\""), "{err}");
+    }
+
+    #[test]
+    fn rejects_unknown_partial_failure_mode() {
+        let err = config(&[("DELIVERY_STREAMS", "a"), ("ON_PARTIAL_FAILURE", "drop")]).unwrap_err();
+        assert!(err.to_string().contains("ON_PARTIAL_FAILURE"), "{err}");
+        let c = config(&[("DELIVERY_STREAMS", "a"), ("ON_PARTIAL_FAILURE", "retry")]).unwrap();
+        assert_eq!(c.on_partial_failure, OnPartialFailure::Retry);
+    }
+
+    #[test]
+    fn parses_pack_events_and_bounds_events_per_record() {
+        let c = config(&[("DELIVERY_STREAMS", "a"), ("PACK_EVENTS", "FALSE")]).unwrap();
+        assert!(!c.pack_events);
+        assert!(config(&[("DELIVERY_STREAMS", "a"), ("PACK_EVENTS", "yes")]).is_err());
+        assert!(config(&[("DELIVERY_STREAMS", "a"), ("MAX_EVENTS_PER_RECORD", "0")]).is_err());
+        assert!(config(&[("DELIVERY_STREAMS", "a"), ("MAX_EVENTS_PER_RECORD", "501")]).is_err());
+    }
+
+    #[test]
+    fn backoff_cap_below_base_is_an_error() {
+        let err = config(&[
+            ("DELIVERY_STREAMS", "a"),
+            ("BACKOFF_BASE_MS", "500"),
+            ("BACKOFF_MAX_MS", "100"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().starts_with("BACKOFF_MAX_MS"), "{err}");
+    }
+}

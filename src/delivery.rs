@@ -1,0 +1,176 @@
+//! Putting records into Firehose, resending only what failed.
+//!
+//! Each round sends every pending record, grouped by stream and split into
+//! requests within the `PutRecordBatch` limits, with all requests in flight
+//! at once. Entries Firehose refused (or whole calls that failed) are sent
+//! again in the next round, to the next stream of the rotation, after a
+//! jittered backoff, until they are accepted, the attempts run out, or the
+//! invocation's time does. What is left is reported as failed, with the last
+//! error seen; the caller decides whether that is a dead letter or a retry.
+
+use futures_util::future::join_all;
+use tokio::time::{Instant, sleep, timeout};
+
+use crate::backoff::{Backoff, Budget};
+use crate::firehose::{CallError, Firehose};
+use crate::request;
+use crate::route::Rotation;
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Calls per record, the first included.
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    pub budget: Budget,
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    Delivered { stream: usize },
+    Failed(Failure),
+}
+
+/// A record that was not delivered: the stream last tried and its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub stream: usize,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// One per input record, in input order.
+    pub fates: Vec<Fate>,
+    /// `PutRecordBatch` calls made, resends included.
+    pub calls: u32,
+    /// Rounds made; 1 when nothing had to be resent.
+    pub rounds: u32,
+}
+
+impl Outcome {
+    pub fn delivered(&self) -> usize {
+        self.fates
+            .iter()
+            .filter(|f| matches!(f, Fate::Delivered { .. }))
+            .count()
+    }
+}
+
+/// Delivers `records` over `streams`.
+pub async fn deliver<F: Firehose>(
+    firehose: &F,
+    streams: &[String],
+    rotation: Rotation,
+    policy: Policy,
+    records: &[&[u8]],
+) -> Outcome {
+    let mut stream_of: Vec<usize> = (0..records.len()).map(|i| rotation.first(i)).collect();
+    let mut last_error: Vec<Option<(String, String)>> = vec![None; records.len()];
+    let mut delivered = vec![false; records.len()];
+    let mut pending: Vec<usize> = (0..records.len()).collect();
+    let (mut calls, mut rounds) = (0, 0);
+
+    for attempt in 1..=policy.max_attempts.max(1) {
+        if pending.is_empty() {
+            break;
+        }
+        if attempt > 1 {
+            let delay = policy.backoff.delay(attempt - 1);
+            if !policy.budget.allows(Instant::now(), delay) {
+                break;
+            }
+            sleep(delay).await;
+            for &i in &pending {
+                stream_of[i] = rotation.next(stream_of[i]);
+            }
+        }
+        rounds += 1;
+
+        let requests = plan(streams, &stream_of, &pending, records);
+        calls += requests.len() as u32;
+        let answers = join_all(requests.iter().map(|(stream, members)| {
+            let data: Vec<&[u8]> = members.iter().map(|&i| records[i]).collect();
+            put_within(firehose, &streams[*stream], data, policy.budget)
+        }))
+        .await;
+
+        pending.clear();
+        for ((stream, members), answer) in requests.iter().zip(answers) {
+            match answer {
+                Ok(entries) => {
+                    for (k, &i) in members.iter().enumerate() {
+                        match entries.get(k) {
+                            Some(None) => {
+                                delivered[i] = true;
+                                stream_of[i] = *stream;
+                            }
+                            Some(Some(refused)) => {
+                                last_error[i] = Some((refused.code.clone(), refused.message.clone()));
+                                pending.push(i);
+                            }
+                            None => {
+                                last_error[i] =
+                                    Some(("MissingResponseEntry".into(), "no answer for this entry".into()));
+                                pending.push(i);
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    for &i in members {
+                        last_error[i] = Some((error.code().to_owned(), error.message()));
+                        pending.push(i);
+                    }
+                }
+            }
+        }
+        pending.sort_unstable();
+    }
+
+    let fates = (0..records.len())
+        .map(|i| {
+            if delivered[i] {
+                Fate::Delivered { stream: stream_of[i] }
+            } else {
+                let (code, message) = last_error[i]
+                    .take()
+                    .unwrap_or_else(|| ("NotAttempted".into(), "no time was left to send this record".into()));
+                Fate::Failed(Failure {
+                    stream: stream_of[i],
+                    code,
+                    message,
+                })
+            }
+        })
+        .collect();
+    Outcome { fates, calls, rounds }
+}
+
+/// The requests of one round: for each, the stream and the records' indexes.
+fn plan(streams: &[String], stream_of: &[usize], pending: &[usize], records: &[&[u8]]) -> Vec<(usize, Vec<usize>)> {
+    let mut requests = Vec::new();
+    for (stream, name) in streams.iter().enumerate() {
+        let members: Vec<usize> = pending.iter().copied().filter(|&i| stream_of[i] == stream).collect();
+        let lengths: Vec<usize> = members.iter().map(|&i| records[i].len()).collect();
+        for range in request::split(name, &lengths) {
+            requests.push((stream, members[range].to_vec()));
+        }
+    }
+    requests
+}
+
+async fn put_within<F: Firehose>(
+    firehose: &F,
+    stream: &str,
+    data: Vec<&[u8]>,
+    budget: Budget,
+) -> Result<crate::firehose::EntryResults, CallError> {
+    let put = firehose.put_record_batch(stream, &data);
+    match budget.left(Instant::now()) {
+        None => put.await,
+        Some(left) => timeout(left, put).await.unwrap_or(Err(CallError::DeadlineExceeded)),
+    }
+}

@@ -1,0 +1,513 @@
+//! The analytics event contract, and the one-line form a valid event takes.
+//!
+//! The default contract reads the event straight from its bytes: it looks at
+//! the two fields it checks and skips the rest without building a
+//! `serde_json::Value` tree. A JSON Schema (`EVENT_SCHEMA_FILE`) replaces it
+//! when the team has one; that path needs the tree and pays for it.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::Path;
+
+use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use thiserror::Error;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::kpl::KplError;
+use crate::limits::MAX_RECORD_SIZE;
+
+/// Why an incoming record or event was rejected. [`Reason::code`] is stable
+/// for dashboards and queries; the message says what to fix.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum Reason {
+    #[error("{0}")]
+    CorruptAggregate(#[from] KplError),
+    #[error("KPL aggregate holds no user records")]
+    EmptyAggregate,
+    #[error("event is not valid UTF-8 (first bad byte at offset {0})")]
+    NotUtf8(usize),
+    #[error("event is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("event is JSON but not an object")]
+    NotAnObject,
+    #[error("event has no `event_type`")]
+    MissingEventType,
+    #[error("`event_type` must be a non-empty string")]
+    InvalidEventType,
+    #[error("event has no `timestamp`")]
+    MissingTimestamp,
+    #[error("`timestamp` must be an RFC 3339 date-time string, e.g. 2026-11-25T12:00:00Z")]
+    InvalidTimestamp,
+    #[error("field `{0}` appears more than once")]
+    DuplicateField(&'static str),
+    #[error("event does not match the schema: {0}")]
+    SchemaViolation(String),
+    #[error("event line is {0} bytes with its newline; a Firehose record holds at most {MAX_RECORD_SIZE}")]
+    TooLarge(usize),
+}
+
+impl Reason {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::CorruptAggregate(_) => "corrupt_aggregate",
+            Reason::EmptyAggregate => "empty_aggregate",
+            Reason::NotUtf8(_) => "not_utf8",
+            Reason::NotJson(_) => "not_json",
+            Reason::NotAnObject => "not_an_object",
+            Reason::MissingEventType => "missing_event_type",
+            Reason::InvalidEventType => "invalid_event_type",
+            Reason::MissingTimestamp => "missing_timestamp",
+            Reason::InvalidTimestamp => "invalid_timestamp",
+            Reason::DuplicateField(_) => "duplicate_field",
+            Reason::SchemaViolation(_) => "schema_violation",
+            Reason::TooLarge(_) => "too_large",
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ContractError {
+    #[error("EVENT_SCHEMA_FILE {path}: cannot read it: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("EVENT_SCHEMA_FILE {path}: not JSON: {source}")]
+    NotJson { path: String, source: serde_json::Error },
+    #[error("EVENT_SCHEMA_FILE {path}: not a valid JSON Schema: {message}")]
+    InvalidSchema { path: String, message: String },
+}
+
+/// What a valid analytics event must look like.
+pub enum Contract {
+    /// A JSON object with a non-empty string `event_type` and an RFC 3339
+    /// `timestamp`; other fields are free.
+    Default,
+    /// A JSON Schema, compiled once at cold start.
+    Schema(Box<jsonschema::Validator>),
+}
+
+impl fmt::Debug for Contract {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Contract::Default => "Contract::Default",
+            Contract::Schema(_) => "Contract::Schema",
+        })
+    }
+}
+
+impl Contract {
+    /// The default contract, or the JSON Schema at `schema_file`.
+    pub fn load(schema_file: Option<&Path>) -> Result<Self, ContractError> {
+        let Some(path) = schema_file else {
+            return Ok(Contract::Default);
+        };
+        let shown = path.display().to_string();
+        let text = std::fs::read(path).map_err(|source| ContractError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let schema: serde_json::Value = serde_json::from_slice(&text).map_err(|source| ContractError::NotJson {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_schema(&schema).map_err(|message| ContractError::InvalidSchema { path: shown, message })
+    }
+
+    pub fn from_schema(schema: &serde_json::Value) -> Result<Self, String> {
+        jsonschema::validator_for(schema)
+            .map(|v| Contract::Schema(Box::new(v)))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Checks one event and returns the line it is written as: the bytes
+    /// themselves when they are already one compact line, a compacted copy
+    /// when they are pretty-printed. The newline is not included.
+    pub fn check<'a>(&self, data: &'a [u8]) -> Result<Cow<'a, [u8]>, Reason> {
+        if let Err(e) = std::str::from_utf8(data) {
+            return Err(Reason::NotUtf8(e.valid_up_to()));
+        }
+        match self {
+            Contract::Default => check_default(data)?,
+            Contract::Schema(validator) => {
+                let value: serde_json::Value =
+                    serde_json::from_slice(data).map_err(|e| Reason::NotJson(e.to_string()))?;
+                if !value.is_object() {
+                    return Err(Reason::NotAnObject);
+                }
+                if let Some(error) = validator.iter_errors(&value).next() {
+                    let at = error.instance_path().to_string();
+                    let at = if at.is_empty() { "/".to_owned() } else { at };
+                    return Err(Reason::SchemaViolation(format!("at {at}: {error}")));
+                }
+            }
+        }
+        let line = compact(data);
+        if line.len() + 1 > MAX_RECORD_SIZE {
+            return Err(Reason::TooLarge(line.len() + 1));
+        }
+        Ok(line)
+    }
+}
+
+fn check_default(data: &[u8]) -> Result<(), Reason> {
+    let mut de = serde_json::Deserializer::from_slice(data);
+    let found = (&mut de)
+        .deserialize_any(DefaultContract)
+        .map_err(|e| Reason::NotJson(e.to_string()))?;
+    de.end().map_err(|e| Reason::NotJson(e.to_string()))?;
+    found
+}
+
+/// Walks the top level of an event. The outer `Result` is the JSON's
+/// well-formedness; the inner one is the contract's verdict.
+struct DefaultContract;
+
+impl<'de> Visitor<'de> for DefaultContract {
+    type Value = Result<(), Reason>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut event_type: Option<Field<'de>> = None;
+        let mut timestamp: Option<Field<'de>> = None;
+        let mut duplicate = None;
+        while let Some(key) = map.next_key::<Field<'de>>()? {
+            let (name, slot) = match key.as_str() {
+                Some("event_type") => ("event_type", &mut event_type),
+                Some("timestamp") => ("timestamp", &mut timestamp),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            let value = map.next_value::<Field<'de>>()?;
+            if slot.replace(value).is_some() {
+                duplicate = Some(name);
+            }
+        }
+        Ok(verdict(event_type, timestamp, duplicate))
+    }
+
+    // Anything but an object is well-formed JSON that breaks the contract;
+    // it must still be read to the end so that trailing garbage is caught.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err(Reason::NotAnObject))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err(Reason::NotAnObject))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err(Reason::NotAnObject))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err(Reason::NotAnObject))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err(Reason::NotAnObject))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err(Reason::NotAnObject))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Err(Reason::NotAnObject))
+    }
+}
+
+fn verdict(event_type: Option<Field>, timestamp: Option<Field>, duplicate: Option<&'static str>) -> Result<(), Reason> {
+    if let Some(field) = duplicate {
+        return Err(Reason::DuplicateField(field));
+    }
+    match event_type {
+        None => return Err(Reason::MissingEventType),
+        Some(Field::Str(s)) if !s.is_empty() => {}
+        Some(_) => return Err(Reason::InvalidEventType),
+    }
+    match timestamp {
+        None => Err(Reason::MissingTimestamp),
+        Some(Field::Str(s)) if OffsetDateTime::parse(&s, &Rfc3339).is_ok() => Ok(()),
+        Some(_) => Err(Reason::InvalidTimestamp),
+    }
+}
+
+/// A checked field's value: a string (borrowed unless it had escapes), or
+/// something else, which the contract only needs to know is not a string.
+enum Field<'de> {
+    Str(Cow<'de, str>),
+    Other,
+}
+
+impl Field<'_> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Field::Str(s) => Some(s),
+            Field::Other => None,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Field<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = Field<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Field::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Field::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Field::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Field::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Field::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Field::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Field::Other)
+            }
+        }
+        d.deserialize_any(FieldVisitor)
+    }
+}
+
+/// The event as one line: JSON whitespace outside strings removed. Input
+/// must already be known to be valid JSON; an event that is already compact
+/// (the usual case) is returned as it is, without a copy.
+pub fn compact(json: &[u8]) -> Cow<'_, [u8]> {
+    if !has_insignificant_whitespace(json) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = Vec::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !is_json_whitespace(b) {
+            out.push(b);
+            in_string = b == b'"';
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn has_insignificant_whitespace(json: &[u8]) -> bool {
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if is_json_whitespace(b) {
+            return true;
+        } else if b == b'"' {
+            in_string = true;
+        }
+    }
+    false
+}
+
+fn is_json_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TS: &str = "2026-11-25T12:00:00Z";
+
+    fn check(data: &str) -> Result<Cow<'_, [u8]>, Reason> {
+        Contract::Default.check(data.as_bytes())
+    }
+
+    #[test]
+    fn accepts_minimal_event_and_borrows_its_bytes() {
+        let data = format!(r#"{{"event_type":"click","timestamp":"{TS}","n":[1,{{"a":null}}]}}"#);
+        let line = check(&data).unwrap();
+        assert!(matches!(line, Cow::Borrowed(_)));
+        assert_eq!(&line[..], data.as_bytes());
+    }
+
+    #[test]
+    fn rejects_event_without_timestamp() {
+        assert_eq!(check(r#"{"event_type":"click"}"#), Err(Reason::MissingTimestamp));
+    }
+
+    #[test]
+    fn rejects_event_without_event_type() {
+        assert_eq!(
+            check(&format!(r#"{{"timestamp":"{TS}"}}"#)),
+            Err(Reason::MissingEventType)
+        );
+    }
+
+    #[test]
+    fn rejects_empty_or_non_string_event_type() {
+        assert_eq!(
+            check(&format!(r#"{{"event_type":"","timestamp":"{TS}"}}"#)),
+            Err(Reason::InvalidEventType)
+        );
+        assert_eq!(
+            check(&format!(r#"{{"event_type":7,"timestamp":"{TS}"}}"#)),
+            Err(Reason::InvalidEventType)
+        );
+        assert_eq!(
+            check(&format!(r#"{{"event_type":{{"x":1}},"timestamp":"{TS}"}}"#)),
+            Err(Reason::InvalidEventType)
+        );
+    }
+
+    #[test]
+    fn rejects_timestamps_that_are_not_rfc3339() {
+        for ts in [
+            r#""2026-11-25""#,
+            r#""2026-11-25 12:00:00""#,
+            r#""yesterday""#,
+            "1764072000",
+            r#""2026-13-01T00:00:00Z""#,
+        ] {
+            let data = format!(r#"{{"event_type":"a","timestamp":{ts}}}"#);
+            assert_eq!(check(&data), Err(Reason::InvalidTimestamp), "{ts}");
+        }
+    }
+
+    #[test]
+    fn accepts_rfc3339_with_offset_and_fraction() {
+        for ts in [
+            "2026-11-25T12:00:00.123456Z",
+            "2026-11-25T12:00:00+05:30",
+            "2026-11-25t12:00:00z",
+        ] {
+            let data = format!(r#"{{"event_type":"a","timestamp":"{ts}"}}"#);
+            assert!(check(&data).is_ok(), "{ts}");
+        }
+    }
+
+    #[test]
+    fn reads_escaped_field_values() {
+        let data = format!(r#"{{"event_type":"cl\u0069ck","timestamp":"{TS}"}}"#);
+        assert!(check(&data).is_ok());
+    }
+
+    #[test]
+    fn rejects_non_objects() {
+        for data in ["[1,2]", "\"s\"", "3", "null", "true"] {
+            assert_eq!(check(data), Err(Reason::NotAnObject), "{data}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_json_and_trailing_garbage() {
+        assert!(matches!(check("{"), Err(Reason::NotJson(_))));
+        assert!(matches!(
+            check(&format!(r#"{{"event_type":"a","timestamp":"{TS}"}} x"#)),
+            Err(Reason::NotJson(_))
+        ));
+        assert!(matches!(
+            check(&format!(r#"[1] {{"timestamp":"{TS}"}}"#)),
+            Err(Reason::NotJson(_))
+        ));
+        assert!(matches!(check(""), Err(Reason::NotJson(_))));
+    }
+
+    #[test]
+    fn rejects_invalid_utf8_even_inside_ignored_fields() {
+        let mut data = format!(r#"{{"event_type":"a","timestamp":"{TS}","x":"#).into_bytes();
+        data.extend_from_slice(b"\"\xff\"}");
+        assert!(matches!(Contract::Default.check(&data), Err(Reason::NotUtf8(_))));
+    }
+
+    #[test]
+    fn rejects_duplicate_checked_fields() {
+        let data = format!(r#"{{"event_type":"a","event_type":"b","timestamp":"{TS}"}}"#);
+        assert_eq!(check(&data), Err(Reason::DuplicateField("event_type")));
+    }
+
+    #[test]
+    fn writes_pretty_printed_event_as_one_compact_line() {
+        let pretty =
+            format!("{{\n  \"event_type\": \"a b\",\n\t\"timestamp\": \"{TS}\",\r\n  \"q\": \"x \\\" y\"\n}}\n");
+        let line = check(&pretty).unwrap();
+        let expected = format!(r#"{{"event_type":"a b","timestamp":"{TS}","q":"x \" y"}}"#);
+        assert_eq!(String::from_utf8(line.into_owned()).unwrap(), expected);
+    }
+
+    #[test]
+    fn compact_keeps_escaped_backslash_before_closing_quote() {
+        let json = br#"{ "a": "x\\", "b" : 1 }"#;
+        assert_eq!(&compact(json)[..], br#"{"a":"x\\","b":1}"#);
+    }
+
+    #[test]
+    fn accepts_line_exactly_at_the_record_limit_and_rejects_one_byte_more() {
+        let skeleton = format!(r#"{{"event_type":"a","timestamp":"{TS}","pad":""}}"#);
+        let pad = MAX_RECORD_SIZE - 1 - skeleton.len();
+        let at_limit = format!(r#"{{"event_type":"a","timestamp":"{TS}","pad":"{}"}}"#, "x".repeat(pad));
+        assert_eq!(at_limit.len() + 1, MAX_RECORD_SIZE);
+        assert!(check(&at_limit).is_ok());
+        let over = format!(
+            r#"{{"event_type":"a","timestamp":"{TS}","pad":"{}"}}"#,
+            "x".repeat(pad + 1)
+        );
+        assert_eq!(check(&over), Err(Reason::TooLarge(MAX_RECORD_SIZE + 1)));
+    }
+
+    #[test]
+    fn schema_contract_replaces_the_default() {
+        let schema = json!({
+            "type": "object",
+            "required": ["user_id"],
+            "properties": {"user_id": {"type": "integer"}}
+        });
+        let contract = Contract::from_schema(&schema).unwrap();
+        // No event_type or timestamp: the schema alone decides.
+        assert!(contract.check(br#"{"user_id": 42}"#).is_ok());
+        let err = contract.check(br#"{"user_id": "42"}"#).unwrap_err();
+        assert_eq!(err.code(), "schema_violation");
+        assert!(err.to_string().contains("/user_id"), "{err}");
+        assert_eq!(contract.check(b"[1]"), Err(Reason::NotAnObject));
+    }
+
+    #[test]
+    fn loading_a_missing_schema_file_names_the_variable() {
+        let err = Contract::load(Some(Path::new("/nonexistent/schema.json"))).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("EVENT_SCHEMA_FILE /nonexistent/schema.json"),
+            "{err}"
+        );
+    }
+}

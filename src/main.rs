@@ -1,0 +1,22 @@
+//! Cold start: configuration, logging, the Firehose client, then serve.
+
+use kinesis_firehose_bridge::event::Contract;
+use kinesis_firehose_bridge::firehose::SdkFirehose;
+use kinesis_firehose_bridge::{Bridge, Config, telemetry};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    telemetry::init(|name| std::env::var(name).ok());
+    let config = Config::from_env()?;
+    let contract = Contract::load(config.event_schema_file.as_deref())?;
+    // Region, credentials and `AWS_ENDPOINT_URL` come from the environment.
+    let sdk_config = aws_config::load_from_env().await;
+    let firehose = SdkFirehose::new(aws_sdk_firehose::Client::new(&sdk_config));
+    let bridge = Bridge {
+        config,
+        contract,
+        firehose,
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| bridge.handle(event))).await
+}

@@ -1,0 +1,166 @@
+//! From Kinesis records to the events they carry.
+//!
+//! A plain record carries one event; a KPL aggregate carries many, each
+//! known by its parent's sequence number and its sub-sequence index. A
+//! corrupt aggregate is one rejected record: none of its contents can be
+//! trusted, and its bytes are kept whole for the rejects stream.
+
+use std::borrow::Cow;
+
+use aws_lambda_events::event::kinesis::KinesisEventRecord;
+
+use crate::event::Reason;
+use crate::kpl;
+
+/// Where an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// Index of the Kinesis record in the invocation's batch.
+    pub record: usize,
+    /// Index inside a KPL aggregate; `None` for a plain record.
+    pub sub_sequence_number: Option<u64>,
+}
+
+/// One event as it came in, before validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming<'a> {
+    pub origin: Origin,
+    pub partition_key: Cow<'a, str>,
+    pub data: Cow<'a, [u8]>,
+}
+
+/// What a Kinesis record turned out to hold.
+#[derive(Debug)]
+pub enum Unpacked<'a> {
+    Events(Vec<Incoming<'a>>),
+    /// The record as a whole could not be opened.
+    Rejected(Incoming<'a>, Reason),
+}
+
+/// Opens the record at `index` of the batch.
+pub fn unpack(index: usize, record: &KinesisEventRecord) -> Unpacked<'_> {
+    let data = &record.kinesis.data.0[..];
+    let partition_key = record.kinesis.partition_key.as_str();
+    let whole = || Incoming {
+        origin: Origin {
+            record: index,
+            sub_sequence_number: None,
+        },
+        partition_key: Cow::Borrowed(partition_key),
+        data: Cow::Borrowed(data),
+    };
+    if !kpl::is_aggregate(data) {
+        return Unpacked::Events(vec![whole()]);
+    }
+    match kpl::deaggregate(data) {
+        Err(e) => Unpacked::Rejected(whole(), Reason::CorruptAggregate(e)),
+        Ok(users) if users.is_empty() => Unpacked::Rejected(whole(), Reason::EmptyAggregate),
+        Ok(users) => Unpacked::Events(
+            users
+                .into_iter()
+                .enumerate()
+                .map(|(sub, user)| Incoming {
+                    origin: Origin {
+                        record: index,
+                        sub_sequence_number: Some(sub as u64),
+                    },
+                    partition_key: Cow::Owned(user.partition_key),
+                    data: Cow::Owned(user.data),
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Orders Kinesis sequence numbers: decimal strings of up to 128 digits,
+/// too long for any integer type.
+pub fn compare_sequence_numbers(a: &str, b: &str) -> std::cmp::Ordering {
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering;
+
+    fn record(data: &[u8]) -> KinesisEventRecord {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+        serde_json::from_value(serde_json::json!({
+            "kinesis": {
+                "partitionKey": "pk",
+                "sequenceNumber": "4959",
+                "data": b64,
+                "approximateArrivalTimestamp": 1764072000.5,
+                "kinesisSchemaVersion": "1.0"
+            },
+            "eventSource": "aws:kinesis",
+            "eventID": "shardId-000000000000:4959"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn plain_record_is_one_event_borrowing_its_bytes() {
+        let r = record(b"{}");
+        let Unpacked::Events(events) = unpack(7, &r) else {
+            panic!("rejected")
+        };
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].origin,
+            Origin {
+                record: 7,
+                sub_sequence_number: None
+            }
+        );
+        assert!(matches!(events[0].data, Cow::Borrowed(b"{}")));
+    }
+
+    #[test]
+    fn aggregate_yields_user_records_with_sub_sequence_numbers() {
+        let r = record(&kpl::aggregate([("a", &b"1"[..]), ("b", b"2")]));
+        let Unpacked::Events(events) = unpack(0, &r) else {
+            panic!("rejected")
+        };
+        let subs: Vec<_> = events
+            .iter()
+            .map(|e| (e.origin.sub_sequence_number, &*e.partition_key))
+            .collect();
+        assert_eq!(subs, vec![(Some(0), "a"), (Some(1), "b")]);
+    }
+
+    #[test]
+    fn corrupt_aggregate_is_rejected_whole_with_its_bytes() {
+        let mut bytes = kpl::aggregate([("a", &b"1"[..])]);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let r = record(&bytes);
+        let Unpacked::Rejected(incoming, reason) = unpack(0, &r) else {
+            panic!("accepted")
+        };
+        assert_eq!(reason.code(), "corrupt_aggregate");
+        assert_eq!(&incoming.data[..], &bytes[..]);
+    }
+
+    #[test]
+    fn empty_aggregate_is_rejected_not_dropped() {
+        let r = record(&kpl::aggregate([]));
+        assert!(matches!(unpack(0, &r), Unpacked::Rejected(_, Reason::EmptyAggregate)));
+    }
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        assert_eq!(compare_sequence_numbers("9", "10"), Ordering::Less);
+        assert_eq!(
+            compare_sequence_numbers(
+                "49590338271490256608559692538361571095921575989136588898",
+                "49590338271490256608559692538361571095921575989136588899"
+            ),
+            Ordering::Less
+        );
+        assert_eq!(compare_sequence_numbers("007", "7"), Ordering::Equal);
+    }
+}
