@@ -1,0 +1,56 @@
+//! The shipped `events/` files: each parses as the `KinesisEvent` that
+//! `cargo lambda invoke --data-file` sends, and does what its name says.
+
+mod support;
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use support::*;
+
+fn load(name: &str) -> KinesisEvent {
+    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{path} is not a KinesisEvent: {e}"))
+}
+
+#[tokio::test]
+async fn valid_events_are_all_delivered() {
+    let event = load("valid.json");
+    let bridge = bridge(&[], ScriptedFirehose::healthy());
+    let processed = bridge.process(&event.records, None, "req").await;
+    assert_eq!(processed.summary.records_received, 10);
+    assert_eq!(processed.summary.events_delivered, 10);
+    assert!(processed.rejections.is_empty());
+}
+
+#[tokio::test]
+async fn mixed_invalid_events_are_rejected_each_with_its_reason() {
+    let event = load("mixed-invalid.json");
+    let bridge = bridge(&[], ScriptedFirehose::healthy());
+    let processed = bridge.process(&event.records, None, "req").await;
+    let reasons: Vec<&str> = processed.rejections.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            "not_json",
+            "missing_timestamp",
+            "invalid_event_type",
+            "invalid_timestamp",
+            "not_an_object",
+            "not_utf8"
+        ]
+    );
+    assert_eq!(processed.summary.events_delivered, 3);
+    assert!(processed.summary.is_balanced());
+    assert!(processed.verdict.unwrap().batch_item_failures.is_empty());
+}
+
+#[tokio::test]
+async fn kpl_aggregated_events_are_deaggregated() {
+    let event = load("kpl-aggregated.json");
+    let bridge = bridge(&[], ScriptedFirehose::healthy());
+    let processed = bridge.process(&event.records, None, "req").await;
+    assert_eq!(processed.summary.records_received, 4);
+    assert_eq!(processed.summary.events_delivered, 9);
+    let rejected: Vec<_> = processed.rejections.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(rejected, vec!["corrupt_aggregate"]);
+}

@@ -1,0 +1,182 @@
+//! Test support: Kinesis events built from JSON (the event types are
+//! `#[non_exhaustive]`), and a scripted, recording fake of the Firehose port.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use kinesis_firehose_bridge::event::Contract;
+use kinesis_firehose_bridge::firehose::{CallError, EntryError, EntryResults, Firehose};
+use kinesis_firehose_bridge::{Bridge, Config};
+
+/// A valid analytics event with a distinguishing id.
+pub fn event(id: usize) -> Vec<u8> {
+    format!(r#"{{"event_id":"e-{id}","event_type":"page_view","timestamp":"2026-11-25T12:00:00Z","n":{id}}}"#)
+        .into_bytes()
+}
+
+/// Sequence number of the `i`th record of a test batch: fixed width so that
+/// string order and numeric order agree, like real ones.
+pub fn seq(i: usize) -> String {
+    format!("4959000000000000000000{i:06}")
+}
+
+/// A Kinesis record as Lambda sends it.
+pub fn kinesis_record(sequence_number: &str, data: &[u8]) -> KinesisEventRecord {
+    serde_json::from_value(serde_json::json!({
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": format!("pk-{sequence_number}"),
+            "sequenceNumber": sequence_number,
+            "data": STANDARD.encode(data),
+            "approximateArrivalTimestamp": 1764072000.123
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": format!("shardId-000000000000:{sequence_number}"),
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/bridge",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/events"
+    }))
+    .expect("a valid Kinesis record")
+}
+
+/// Records `seq(0)..` carrying `payloads` in order.
+pub fn records(payloads: &[Vec<u8>]) -> Vec<KinesisEventRecord> {
+    payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| kinesis_record(&seq(i), p))
+        .collect()
+}
+
+pub fn kinesis_event(records: Vec<KinesisEventRecord>) -> KinesisEvent {
+    let records: Vec<serde_json::Value> = records.into_iter().map(|r| serde_json::to_value(r).unwrap()).collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+/// A configuration from `pairs`, with `DELIVERY_STREAMS` defaulting to two
+/// streams and backoff kept short.
+pub fn config(pairs: &[(&str, &str)]) -> Config {
+    let mut map: HashMap<&str, &str> = [
+        ("DELIVERY_STREAMS", "s0,s1"),
+        ("BACKOFF_BASE_MS", "1"),
+        ("BACKOFF_MAX_MS", "5"),
+    ]
+    .into_iter()
+    .collect();
+    map.extend(pairs.iter().copied());
+    Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).expect("valid test config")
+}
+
+pub fn bridge(pairs: &[(&str, &str)], firehose: ScriptedFirehose) -> Bridge<ScriptedFirehose> {
+    Bridge {
+        config: config(pairs),
+        contract: Contract::Default,
+        firehose,
+    }
+}
+
+/// One call the fake received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub stream: String,
+    pub records: Vec<Vec<u8>>,
+    /// Indexes of the records it accepted.
+    pub accepted: Vec<usize>,
+}
+
+type Script = dyn Fn(&str, usize, &[&[u8]]) -> Result<EntryResults, CallError> + Send + Sync;
+
+/// A Firehose that answers each call by a script (given the stream, the
+/// call's number from 0, and the records) and records everything.
+pub struct ScriptedFirehose {
+    script: Box<Script>,
+    calls: Mutex<Vec<Call>>,
+    delay: Duration,
+}
+
+impl ScriptedFirehose {
+    pub fn new(
+        script: impl Fn(&str, usize, &[&[u8]]) -> Result<EntryResults, CallError> + Send + Sync + 'static,
+    ) -> Self {
+        ScriptedFirehose {
+            script: Box::new(script),
+            calls: Mutex::new(Vec::new()),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Accepts everything.
+    pub fn healthy() -> Self {
+        Self::new(|_, _, records| Ok(vec![None; records.len()]))
+    }
+
+    /// Each answer takes `delay` (of tokio time).
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// Every record accepted, in the order accepted.
+    pub fn delivered(&self) -> Vec<Vec<u8>> {
+        self.calls()
+            .into_iter()
+            .flat_map(|c| c.accepted.iter().map(|&i| c.records[i].clone()).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Every accepted line (event), split out of the records.
+    pub fn delivered_lines(&self) -> Vec<Vec<u8>> {
+        self.delivered()
+            .iter()
+            .flat_map(|r| {
+                r.split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+pub fn slow_down() -> EntryError {
+    EntryError {
+        code: "ServiceUnavailableException".to_owned(),
+        message: "Slow down.".to_owned(),
+    }
+}
+
+impl Firehose for ScriptedFirehose {
+    async fn put_record_batch(&self, stream: &str, records: &[&[u8]]) -> Result<EntryResults, CallError> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let number = self.calls.lock().unwrap().len();
+        let answer = (self.script)(stream, number, records);
+        let accepted = match &answer {
+            Ok(entries) => entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.is_none())
+                .map(|(i, _)| i)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        self.calls.lock().unwrap().push(Call {
+            stream: stream.to_owned(),
+            records: records.iter().map(|r| r.to_vec()).collect(),
+            accepted,
+        });
+        answer
+    }
+}
