@@ -1,0 +1,676 @@
+//! The deployment template (`template.yaml`), checked for what cfn-lint,
+//! `sam validate --lint` and checkov do not know about: how the event source
+//! mapping handles failure, that Firehose access is `PutRecordBatch` on this
+//! stack's delivery streams only, and that the function's environment speaks
+//! the bridge's configuration names (`config::vars::ALL`) and its alarms the
+//! bridge's metric names (`metrics::NAMES`).
+//!
+//! The YAML is read with `serde_norway`, which keeps CloudFormation's short
+//! tags (`!Ref`, `!GetAtt`, `!Sub`, `!If`, ...) as tagged values; they are
+//! rewritten into their long JSON form (`{"Ref": ...}`, `{"Fn::GetAtt":
+//! [resource, attribute]}`, ...) so the checks below see one form only.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use kinesis_firehose_bridge::{config::vars, metrics};
+use serde_json::{Map, Value};
+
+// ------------------------------------------------------------- reading --
+
+fn template() -> &'static Value {
+    static TEMPLATE: OnceLock<Value> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let yaml: serde_norway::Value =
+            serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path} is not YAML: {e}"));
+        long_form(yaml)
+    })
+}
+
+/// YAML into JSON, short intrinsic-function tags into their long form.
+fn long_form(yaml: serde_norway::Value) -> Value {
+    use serde_norway::Value as Yaml;
+    match yaml {
+        Yaml::Null => Value::Null,
+        Yaml::Bool(b) => Value::Bool(b),
+        Yaml::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Value::from(i),
+            (None, Some(u), _) => Value::from(u),
+            (None, None, Some(f)) => Value::from(f),
+            _ => panic!("unrepresentable number {n}"),
+        },
+        Yaml::String(s) => Value::String(s),
+        Yaml::Sequence(items) => Value::Array(items.into_iter().map(long_form).collect()),
+        Yaml::Mapping(mapping) => Value::Object(
+            mapping
+                .into_iter()
+                .map(|(key, value)| match key {
+                    Yaml::String(key) => (key, long_form(value)),
+                    other => panic!("non-string mapping key {other:?}"),
+                })
+                .collect(),
+        ),
+        Yaml::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let value = long_form(tagged.value);
+            let (key, value) = match name {
+                "Ref" | "Condition" => (name.to_owned(), value),
+                // `!GetAtt Resource.Attribute` is `{"Fn::GetAtt": ["Resource", "Attribute"]}`.
+                "GetAtt" => match value {
+                    Value::String(s) => {
+                        let (resource, attribute) = s
+                            .split_once('.')
+                            .unwrap_or_else(|| panic!("!GetAtt {s} has no attribute"));
+                        ("Fn::GetAtt".to_owned(), Value::from(vec![resource, attribute]))
+                    }
+                    other => ("Fn::GetAtt".to_owned(), other),
+                },
+                other => (format!("Fn::{other}"), value),
+            };
+            Value::Object(Map::from_iter([(key, value)]))
+        }
+    }
+}
+
+// ------------------------------------------------------------- looking --
+
+fn resources() -> &'static Map<String, Value> {
+    template()["Resources"].as_object().expect("template has Resources")
+}
+
+fn resource(name: &str) -> &'static Value {
+    resources().get(name).unwrap_or_else(|| panic!("no resource {name}"))
+}
+
+fn type_of(name: &str) -> &'static str {
+    resource(name)["Type"]
+        .as_str()
+        .unwrap_or_else(|| panic!("resource {name} has no Type"))
+}
+
+fn resources_of_type(ty: &str) -> Vec<(&'static str, &'static Value)> {
+    resources()
+        .iter()
+        .filter(|(_, r)| r["Type"] == ty)
+        .map(|(name, r)| (name.as_str(), r))
+        .collect()
+}
+
+fn parameter(name: &str) -> &'static Value {
+    template()["Parameters"]
+        .get(name)
+        .unwrap_or_else(|| panic!("no parameter {name}"))
+}
+
+/// The one function in the template: (logical id, resource).
+fn function() -> (&'static str, &'static Value) {
+    let functions = resources_of_type("AWS::Serverless::Function");
+    assert_eq!(functions.len(), 1, "expected one AWS::Serverless::Function");
+    functions[0]
+}
+
+/// The function's Kinesis event, which SAM turns into the event source mapping.
+fn kinesis_event() -> &'static Value {
+    let events: Vec<&Value> = function().1["Properties"]["Events"]
+        .as_object()
+        .expect("the function has Events")
+        .values()
+        .filter(|e| e["Type"] == "Kinesis")
+        .collect();
+    assert_eq!(events.len(), 1, "expected one Kinesis event on the function");
+    &events[0]["Properties"]
+}
+
+fn environment() -> &'static Map<String, Value> {
+    function().1["Properties"]["Environment"]["Variables"]
+        .as_object()
+        .expect("the function has Environment.Variables")
+}
+
+fn ref_target(value: &Value) -> Option<&str> {
+    value.get("Ref")?.as_str()
+}
+
+/// `{"Fn::GetAtt": [resource, "Arn"]}` gives `resource`.
+fn arn_of(value: &Value) -> Option<&str> {
+    match value.get("Fn::GetAtt")?.as_array()?.as_slice() {
+        [resource, attribute] if attribute == "Arn" => resource.as_str(),
+        _ => None,
+    }
+}
+
+/// One value or a list of them, as a list.
+fn listed(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+/// The values a list element can take: both branches of an `Fn::If`, less
+/// `AWS::NoValue`, which drops the element.
+fn alternatives(value: &Value) -> Vec<&Value> {
+    match value.get("Fn::If").and_then(Value::as_array).map(Vec::as_slice) {
+        Some([_, then, otherwise]) => {
+            let mut all = alternatives(then);
+            all.extend(alternatives(otherwise));
+            all
+        }
+        Some(_) => panic!("malformed Fn::If: {value}"),
+        None if ref_target(value) == Some("AWS::NoValue") => Vec::new(),
+        None => vec![value],
+    }
+}
+
+/// Every resource `Ref` reached anywhere inside `value`.
+fn refs_within(value: &Value) -> BTreeSet<&str> {
+    let mut found = BTreeSet::new();
+    fn walk<'a>(value: &'a Value, found: &mut BTreeSet<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("Ref") {
+                    found.insert(target.as_str());
+                }
+                map.values().for_each(|v| walk(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    walk(value, &mut found);
+    found
+}
+
+fn number(value: &Value) -> Option<f64> {
+    value.as_f64().or_else(|| value.as_str()?.parse().ok())
+}
+
+/// A number the template sets, literally or through a parameter: the value
+/// it takes by default and every value a deployment may give it.
+#[derive(Debug)]
+struct Setting {
+    default: f64,
+    lowest: Option<f64>,
+    highest: Option<f64>,
+}
+
+fn setting(value: &Value) -> Setting {
+    if let Some(n) = number(value) {
+        return Setting {
+            default: n,
+            lowest: Some(n),
+            highest: Some(n),
+        };
+    }
+    let name = ref_target(value).unwrap_or_else(|| panic!("{value} is neither a number nor a !Ref"));
+    let p = parameter(name);
+    let default = number(&p["Default"]).unwrap_or_else(|| panic!("parameter {name} has no numeric Default"));
+    let allowed: Vec<f64> = listed(&p["AllowedValues"]).into_iter().filter_map(number).collect();
+    let (lowest, highest) = if allowed.is_empty() {
+        (number(&p["MinValue"]), number(&p["MaxValue"]))
+    } else {
+        (
+            allowed.iter().copied().reduce(f64::min),
+            allowed.iter().copied().reduce(f64::max),
+        )
+    };
+    Setting {
+        default,
+        lowest,
+        highest,
+    }
+}
+
+/// Every statement of every identity policy in the template, with where it is.
+fn policy_statements() -> Vec<(String, &'static Value)> {
+    let mut statements = Vec::new();
+    for (name, r) in resources() {
+        let props = &r["Properties"];
+        let documents: Vec<(String, &Value)> = match r["Type"].as_str() {
+            Some("AWS::IAM::Role") => listed(&props["Policies"])
+                .into_iter()
+                .map(|p| (format!("{name}/{}", p["PolicyName"]), &p["PolicyDocument"]))
+                .collect(),
+            Some("AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" | "AWS::IAM::RolePolicy") => {
+                vec![(name.clone(), &props["PolicyDocument"])]
+            }
+            // SAM inline policies: documents among policy names and templates.
+            Some("AWS::Serverless::Function") => listed(&props["Policies"])
+                .into_iter()
+                .filter(|p| p.get("Statement").is_some())
+                .map(|p| (name.clone(), p))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (place, document) in documents {
+            for statement in listed(&document["Statement"]) {
+                statements.push((place.clone(), statement));
+            }
+        }
+    }
+    statements
+}
+
+fn actions(statement: &Value) -> Vec<&str> {
+    listed(&statement["Action"])
+        .into_iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// The role the function runs as: (logical id, resource).
+fn function_role() -> (&'static str, &'static Value) {
+    let role = arn_of(&function().1["Properties"]["Role"])
+        .expect("the function's Role is the !GetAtt Arn of a role in this template");
+    assert_eq!(type_of(role), "AWS::IAM::Role");
+    (role, resource(role))
+}
+
+fn function_role_statements() -> Vec<&'static Value> {
+    let (role, _) = function_role();
+    policy_statements()
+        .into_iter()
+        .filter(|(place, _)| place.split('/').next() == Some(role))
+        .map(|(_, s)| s)
+        .collect()
+}
+
+fn delivery_streams() -> BTreeSet<&'static str> {
+    resources_of_type("AWS::KinesisFirehose::DeliveryStream")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
+fn s3_destination(stream: &str) -> &'static Value {
+    &resource(stream)["Properties"]["ExtendedS3DestinationConfiguration"]
+}
+
+fn literal<'a>(value: &'a Value, what: &str) -> &'a str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("{what} is not a literal string: {value}"))
+}
+
+const PARTITIONS: &str = "year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/";
+
+// ------------------------------------------- the event source mapping --
+
+#[test]
+fn event_source_mapping_reads_this_stack_s_stream_in_batches_of_500() {
+    let esm = kinesis_event();
+    assert_eq!(esm["BatchSize"], 500);
+    let stream = arn_of(&esm["Stream"]).expect("Stream is the !GetAtt Arn of a resource");
+    assert_eq!(type_of(stream), "AWS::Kinesis::Stream");
+}
+
+#[test]
+fn event_source_mapping_bisects_and_reports_item_failures() {
+    let esm = kinesis_event();
+    assert_eq!(esm["BisectBatchOnFunctionError"], Value::Bool(true));
+    let types = listed(&esm["FunctionResponseTypes"]);
+    assert!(types.contains(&&Value::from("ReportBatchItemFailures")), "{types:?}");
+}
+
+#[test]
+fn event_source_mapping_tuning_is_left_to_parameters() {
+    let esm = kinesis_event();
+    for property in [
+        "StartingPosition",
+        "MaximumBatchingWindowInSeconds",
+        "ParallelizationFactor",
+    ] {
+        let name = ref_target(&esm[property]).unwrap_or_else(|| panic!("{property} is not a !Ref"));
+        parameter(name);
+    }
+    assert_eq!(
+        parameter(ref_target(&esm["StartingPosition"]).unwrap())["Default"],
+        "LATEST"
+    );
+}
+
+#[test]
+fn event_source_mapping_retries_are_bounded_so_a_poison_batch_cannot_block_a_shard() {
+    let retries = setting(&kinesis_event()["MaximumRetryAttempts"]);
+    assert!((0.0..=10_000.0).contains(&retries.default), "{retries:?}");
+    assert!(
+        retries.lowest.is_some_and(|n| n >= 0.0),
+        "-1 (infinite) must not be allowed: {retries:?}"
+    );
+    assert!(retries.highest.is_some_and(|n| n <= 10_000.0), "{retries:?}");
+}
+
+#[test]
+fn event_source_mapping_gives_up_on_records_before_the_stream_drops_them() {
+    let age = setting(&kinesis_event()["MaximumRecordAgeInSeconds"]);
+    assert!(
+        age.lowest.is_some_and(|n| n >= 60.0),
+        "-1 (infinite) must not be allowed: {age:?}"
+    );
+    assert!(age.highest.is_some_and(|n| n <= 604_800.0), "{age:?}");
+    let (stream_name, _) = resources_of_type("AWS::Kinesis::Stream")[0];
+    let retention = setting(&resource(stream_name)["Properties"]["RetentionPeriodHours"]);
+    assert!(
+        age.default < retention.default * 3600.0,
+        "by default a failing batch must be given up on (and dead-lettered) before it expires: {age:?} vs {retention:?} h"
+    );
+}
+
+#[test]
+fn event_source_mapping_sends_batches_given_up_on_to_an_encrypted_destination() {
+    let on_failure = &kinesis_event()["DestinationConfig"]["OnFailure"];
+    let target = arn_of(&on_failure["Destination"]).expect("OnFailure.Destination is a !GetAtt Arn");
+    let props = &resource(target)["Properties"];
+    match type_of(target) {
+        "AWS::SQS::Queue" => {
+            assert!(
+                props["SqsManagedSseEnabled"] == Value::Bool(true) || !props["KmsMasterKeyId"].is_null(),
+                "dead-letter queue {target} is not encrypted"
+            );
+            let may_send = function_role_statements().into_iter().any(|s| {
+                s["Effect"] == "Allow"
+                    && actions(s).contains(&"sqs:SendMessage")
+                    && listed(&s["Resource"]).into_iter().any(|r| arn_of(r) == Some(target))
+            });
+            assert!(may_send, "the function's role may not sqs:SendMessage to {target}");
+        }
+        "AWS::S3::Bucket" => assert!(!props["BucketEncryption"].is_null(), "{target} is not encrypted"),
+        other => panic!("on-failure destination {target} is a {other}"),
+    }
+}
+
+// ---------------------------------------------------- least privilege --
+
+#[test]
+fn every_firehose_permission_is_put_record_batch_on_this_stack_s_delivery_streams() {
+    let streams = delivery_streams();
+    let mut seen = 0;
+    for (place, statement) in policy_statements() {
+        assert!(
+            statement.get("NotAction").is_none() && statement.get("NotResource").is_none(),
+            "{place}: NotAction/NotResource"
+        );
+        let acts = actions(statement);
+        let grants_firehose = acts
+            .iter()
+            .any(|a| a.to_ascii_lowercase().starts_with("firehose:") || *a == "*");
+        if !grants_firehose || statement["Effect"] != "Allow" {
+            continue;
+        }
+        seen += 1;
+        assert_eq!(acts, ["firehose:PutRecordBatch"], "{place}: Firehose actions");
+        let resources = listed(&statement["Resource"]);
+        assert!(!resources.is_empty(), "{place}: no Resource");
+        for element in resources {
+            for r in alternatives(element) {
+                let target = arn_of(r).unwrap_or_else(|| panic!("{place}: Resource {r} is not a delivery stream ARN"));
+                assert!(
+                    streams.contains(target),
+                    "{place}: {target} is not a delivery stream of this template"
+                );
+            }
+        }
+    }
+    assert!(seen > 0, "no statement grants firehose:PutRecordBatch");
+}
+
+#[test]
+fn function_may_put_to_each_of_its_delivery_streams_including_rejects() {
+    let granted: BTreeSet<&str> = function_role_statements()
+        .into_iter()
+        .filter(|s| actions(s).contains(&"firehose:PutRecordBatch"))
+        .flat_map(|s| listed(&s["Resource"]))
+        .flat_map(alternatives)
+        .filter_map(arn_of)
+        .collect();
+    assert_eq!(granted, delivery_streams());
+}
+
+#[test]
+fn function_reads_only_its_own_stream_and_has_no_managed_policies() {
+    let (role, props) = (function_role().0, &function_role().1["Properties"]);
+    assert!(
+        props["ManagedPolicyArns"].is_null(),
+        "{role}: managed policies (AWSLambdaKinesisExecutionRole is on every stream)"
+    );
+    assert!(
+        function().1["Properties"]["Policies"].is_null(),
+        "SAM Policies beside an explicit Role"
+    );
+    let stream = arn_of(&kinesis_event()["Stream"]).unwrap();
+    let read_only = [
+        "kinesis:DescribeStream",
+        "kinesis:DescribeStreamSummary",
+        "kinesis:GetRecords",
+        "kinesis:GetShardIterator",
+        "kinesis:ListShards",
+        "kinesis:SubscribeToShard",
+    ];
+    let mut reads = 0;
+    for statement in function_role_statements() {
+        let kinesis: Vec<&str> = actions(statement)
+            .into_iter()
+            .filter(|a| a.starts_with("kinesis:"))
+            .collect();
+        if kinesis.is_empty() {
+            continue;
+        }
+        reads += 1;
+        assert!(kinesis.iter().all(|a| read_only.contains(a)), "{role}: {kinesis:?}");
+        for r in listed(&statement["Resource"]) {
+            assert_eq!(arn_of(r), Some(stream), "{role}: kinesis Resource {r}");
+        }
+    }
+    assert!(reads > 0, "{role} cannot read the stream");
+}
+
+#[test]
+fn firehose_role_writes_only_under_its_bucket_prefixes() {
+    let roles: BTreeSet<&str> = delivery_streams()
+        .into_iter()
+        .map(|s| arn_of(&s3_destination(s)["RoleARN"]).expect("RoleARN is a !GetAtt Arn"))
+        .collect();
+    let buckets: BTreeSet<&str> = delivery_streams()
+        .into_iter()
+        .map(|s| arn_of(&s3_destination(s)["BucketARN"]).expect("BucketARN is a !GetAtt Arn"))
+        .collect();
+    assert_eq!(
+        buckets.len(),
+        1,
+        "all delivery streams write to one bucket: {buckets:?}"
+    );
+    let bucket = *buckets.first().unwrap();
+    let allowed_objects: Vec<String> = ["events", "rejects", "errors"]
+        .iter()
+        .map(|p| format!("${{{bucket}.Arn}}/{p}/*"))
+        .collect();
+    for (place, statement) in policy_statements() {
+        if !roles.contains(place.split('/').next().unwrap()) {
+            continue;
+        }
+        for r in listed(&statement["Resource"]) {
+            assert_ne!(r, "*", "{place}: Resource *");
+            if actions(statement).iter().any(|a| a.starts_with("s3:")) {
+                let ok = arn_of(r) == Some(bucket)
+                    || r.get("Fn::Sub")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| allowed_objects.iter().any(|a| a == s));
+                assert!(
+                    ok,
+                    "{place}: S3 Resource {r} is not the bucket or one of {allowed_objects:?}"
+                );
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------- environment --
+
+#[test]
+fn function_environment_uses_only_the_bridge_s_configuration_names() {
+    let env = environment();
+    for name in env.keys() {
+        assert!(vars::ALL.contains(&name.as_str()), "{name} is not in config::vars::ALL");
+    }
+    assert!(env.contains_key(vars::DELIVERY_STREAMS));
+}
+
+#[test]
+fn delivery_streams_variable_lists_the_events_streams_and_rejects_go_to_the_rejects_stream() {
+    let env = environment();
+    let rejects = ref_target(&env[vars::REJECTS_DELIVERY_STREAM]).expect("REJECTS_DELIVERY_STREAM is a !Ref");
+    assert_eq!(type_of(rejects), "AWS::KinesisFirehose::DeliveryStream");
+    let events: BTreeSet<&str> = refs_within(&env[vars::DELIVERY_STREAMS]);
+    let mut expected = delivery_streams();
+    expected.remove(rejects);
+    assert_eq!(
+        events, expected,
+        "DELIVERY_STREAMS must name every events delivery stream"
+    );
+}
+
+#[test]
+fn partial_failure_mode_is_a_parameter_defaulting_to_log() {
+    let name = ref_target(&environment()[vars::ON_PARTIAL_FAILURE]).expect("ON_PARTIAL_FAILURE is a !Ref");
+    let p = parameter(name);
+    assert_eq!(p["Default"], "log");
+    let allowed: BTreeSet<&str> = listed(&p["AllowedValues"])
+        .into_iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(allowed, BTreeSet::from(["log", "retry"]));
+}
+
+// ------------------------------------------------------------ runtime --
+
+#[test]
+fn function_is_a_rust_bootstrap_for_arm64_on_al2023() {
+    let f = function().1;
+    let props = &f["Properties"];
+    assert_eq!(props["Runtime"], "provided.al2023");
+    assert_eq!(props["Architectures"], serde_json::json!(["arm64"]));
+    assert_eq!(props["Handler"], "bootstrap");
+    assert_eq!(props["CodeUri"], ".");
+    assert_eq!(props["LoggingConfig"]["LogFormat"], "JSON");
+    assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
+    // The [[bin]] target in Cargo.toml.
+    assert_eq!(f["Metadata"]["BuildProperties"]["Binary"], "kinesis-firehose-bridge");
+}
+
+// ------------------------------------------------------------ delivery --
+
+#[test]
+fn delivery_streams_write_gzip_under_time_partitioned_prefixes() {
+    let rejects = ref_target(&environment()[vars::REJECTS_DELIVERY_STREAM]).unwrap();
+    for stream in delivery_streams() {
+        assert_eq!(
+            resource(stream)["Properties"]["DeliveryStreamType"],
+            "DirectPut",
+            "{stream}"
+        );
+        let s3 = s3_destination(stream);
+        assert_eq!(s3["CompressionFormat"], "GZIP", "{stream}");
+        let folder = if stream == rejects { "rejects" } else { "events" };
+        assert_eq!(
+            literal(&s3["Prefix"], "Prefix"),
+            format!("{folder}/{PARTITIONS}"),
+            "{stream}"
+        );
+        let errors = literal(&s3["ErrorOutputPrefix"], "ErrorOutputPrefix");
+        assert!(
+            errors.starts_with("errors/") && errors.contains("!{firehose:error-output-type}"),
+            "{stream}: ErrorOutputPrefix {errors}"
+        );
+        assert_eq!(s3["CloudWatchLoggingOptions"]["Enabled"], Value::Bool(true), "{stream}");
+        let interval = setting(&s3["BufferingHints"]["IntervalInSeconds"]);
+        assert!(
+            interval.default <= 120.0,
+            "{stream}: data should land within a minute or two: {interval:?}"
+        );
+    }
+}
+
+// ------------------------------------------------------------- alarms --
+
+fn alarms() -> Vec<(&'static str, &'static Value)> {
+    resources_of_type("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(name, r)| (name, &r["Properties"]))
+        .collect()
+}
+
+fn alarm_on(namespace: &Value, metric: &str) -> &'static Value {
+    alarms()
+        .into_iter()
+        .find(|(_, a)| &a["Namespace"] == namespace && a["MetricName"] == metric)
+        .unwrap_or_else(|| panic!("no alarm on {namespace} {metric}"))
+        .1
+}
+
+fn watches_the_function(alarm: &Value) -> bool {
+    let function = function().0;
+    listed(&alarm["Dimensions"])
+        .into_iter()
+        .any(|d| d["Name"] == "FunctionName" && ref_target(&d["Value"]) == Some(function))
+}
+
+#[test]
+fn alarms_watch_iterator_age_errors_and_throttles() {
+    for metric in ["IteratorAge", "Errors", "Throttles"] {
+        let alarm = alarm_on(&Value::from("AWS/Lambda"), metric);
+        assert!(watches_the_function(alarm), "{metric} alarm is not on the function");
+    }
+}
+
+#[test]
+fn bridge_metric_alarms_use_the_function_s_namespace_and_metric_names() {
+    let namespace = &environment()[vars::METRICS_NAMESPACE];
+    let parameter_name = ref_target(namespace).expect("METRICS_NAMESPACE is a !Ref");
+    assert_eq!(parameter(parameter_name)["Default"], "KinesisFirehoseBridge");
+    for (name, alarm) in alarms().into_iter().filter(|(_, a)| &a["Namespace"] == namespace) {
+        let metric = literal(&alarm["MetricName"], "MetricName");
+        assert!(
+            metrics::NAMES.contains(&metric),
+            "{name}: the bridge emits no metric {metric}"
+        );
+        // The EMF line carries one dimension, FunctionName.
+        assert!(
+            watches_the_function(alarm),
+            "{name} is not on the function's FunctionName dimension"
+        );
+    }
+    let dead = alarm_on(namespace, "EventsDeadLettered");
+    assert_eq!(dead["ComparisonOperator"], "GreaterThanThreshold");
+    assert_eq!(setting(&dead["Threshold"]).default, 0.0);
+    let rejected = alarm_on(namespace, "EventsRejected");
+    assert_eq!(rejected["ComparisonOperator"], "GreaterThanThreshold");
+    assert!(
+        ref_target(&rejected["Threshold"]).is_some(),
+        "EventsRejected threshold is a parameter"
+    );
+}
+
+#[test]
+fn every_alarm_notifies_an_encrypted_topic_with_an_optional_email_subscription() {
+    for (name, alarm) in alarms() {
+        let topics: Vec<&str> = listed(&alarm["AlarmActions"])
+            .into_iter()
+            .filter_map(ref_target)
+            .collect();
+        assert!(!topics.is_empty(), "{name} has no AlarmActions");
+        for topic in topics {
+            assert_eq!(type_of(topic), "AWS::SNS::Topic", "{name}");
+            assert!(
+                !resource(topic)["Properties"]["KmsMasterKeyId"].is_null(),
+                "{topic} is not encrypted"
+            );
+        }
+    }
+    for (name, subscription) in resources_of_type("AWS::SNS::Subscription") {
+        assert!(subscription.get("Condition").is_some(), "{name} is not optional");
+    }
+}
