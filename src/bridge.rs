@@ -3,13 +3,13 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use lambda_runtime::LambdaEvent;
 use thiserror::Error;
 use tokio::time::Instant;
 
 use crate::backoff::{Backoff, Budget};
+use crate::batch::{KinesisBatch, SourceRecord};
 use crate::config::{Config, OnPartialFailure};
 use crate::dead_letter::{self, DeadLetter};
 use crate::delivery::{self, Fate, Policy};
@@ -81,7 +81,7 @@ struct Rejected<'a> {
 impl<F: Firehose> Bridge<F> {
     /// Handles one invocation and writes its dead letters, rejections,
     /// summary and metrics to the log.
-    pub async fn handle(&self, event: LambdaEvent<KinesisEvent>) -> Result<KinesisEventResponse, NothingDelivered> {
+    pub async fn handle(&self, event: LambdaEvent<KinesisBatch>) -> Result<KinesisEventResponse, NothingDelivered> {
         let deadline = deadline_from_epoch_ms(event.context.deadline);
         let request_id = event.context.request_id.as_str();
         let processed = self.process(&event.payload.records, deadline, request_id).await;
@@ -114,9 +114,9 @@ impl<F: Firehose> Bridge<F> {
     /// Decodes, validates, packs and delivers one batch. `deadline` is when
     /// the invocation ends (`None` if unknown); `request_id` names dead
     /// letter parts.
-    pub async fn process(
+    pub async fn process<R: SourceRecord>(
         &self,
-        records: &[KinesisEventRecord],
+        records: &[R],
         deadline: Option<Instant>,
         request_id: &str,
     ) -> Processed {
@@ -239,7 +239,7 @@ impl<F: Firehose> Bridge<F> {
     }
 
     /// Opens every record and checks every event against the contract.
-    fn sort<'a>(&self, records: &'a [KinesisEventRecord]) -> (Vec<Valid<'a>>, Vec<Rejected<'a>>, usize) {
+    fn sort<'a, R: SourceRecord>(&self, records: &'a [R]) -> (Vec<Valid<'a>>, Vec<Rejected<'a>>, usize) {
         let mut valid = Vec::with_capacity(records.len());
         let mut rejected = Vec::new();
         let mut received = 0;
@@ -286,21 +286,20 @@ impl<F: Firehose> Bridge<F> {
 
     /// Sends rejected records to the rejects stream, if there is one, and
     /// returns their log lines and the calls it took.
-    async fn send_rejects(
+    async fn send_rejects<R: SourceRecord>(
         &self,
-        records: &[KinesisEventRecord],
+        records: &[R],
         rejected: &[Rejected<'_>],
         packing: Packing,
         policy: Policy,
     ) -> (Vec<RejectLog>, u32) {
-        fn source<'r>(records: &'r [KinesisEventRecord], r: &'r Rejected<'_>) -> reject::Source<'r> {
-            let kinesis = &records[r.incoming.origin.record].kinesis;
+        fn source<'r, R: SourceRecord>(records: &'r [R], r: &'r Rejected<'_>) -> reject::Source<'r> {
+            let record = &records[r.incoming.origin.record];
             reject::Source {
-                sequence_number: &kinesis.sequence_number,
+                sequence_number: record.sequence_number(),
                 sub_sequence_number: r.incoming.origin.sub_sequence_number,
                 partition_key: &r.incoming.partition_key,
-                approximate_arrival_timestamp: kinesis.approximate_arrival_timestamp.0.timestamp_millis() as f64
-                    / 1000.0,
+                approximate_arrival_timestamp: record.approximate_arrival_timestamp(),
             }
         }
         let log_all = |only_copy: &dyn Fn(usize) -> bool| {
@@ -341,8 +340,8 @@ impl<F: Firehose> Bridge<F> {
     }
 }
 
-fn sequence_number(records: &[KinesisEventRecord], origin: Origin) -> &str {
-    &records[origin.record].kinesis.sequence_number
+fn sequence_number<R: SourceRecord>(records: &[R], origin: Origin) -> &str {
+    records[origin.record].sequence_number()
 }
 
 /// The runtime gives the deadline in milliseconds since the epoch; 0 (as in

@@ -16,6 +16,7 @@
 //!
 //! - [`bridge`]: the handler; runs one batch through the steps below and
 //!   decides the invocation's verdict.
+//! - [`batch`]: the invocation payload, read lean.
 //! - [`record`]: a Kinesis record into the events it carries ([`kpl`]
 //!   opens aggregates).
 //! - [`event`]: the event contract (default or JSON Schema) and the
@@ -34,6 +35,7 @@
 //!   and logging.
 
 pub mod backoff;
+pub mod batch;
 pub mod bridge;
 pub mod config;
 pub mod dead_letter;

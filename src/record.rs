@@ -7,8 +7,7 @@
 
 use std::borrow::Cow;
 
-use aws_lambda_events::event::kinesis::KinesisEventRecord;
-
+use crate::batch::SourceRecord;
 use crate::event::Reason;
 use crate::kpl;
 
@@ -38,9 +37,9 @@ pub enum Unpacked<'a> {
 }
 
 /// Opens the record at `index` of the batch.
-pub fn unpack(index: usize, record: &KinesisEventRecord) -> Unpacked<'_> {
-    let data = &record.kinesis.data.0[..];
-    let partition_key = record.kinesis.partition_key.as_str();
+pub fn unpack<R: SourceRecord>(index: usize, record: &R) -> Unpacked<'_> {
+    let data = record.data();
+    let partition_key = record.partition_key();
     let whole = || Incoming {
         origin: Origin {
             record: index,
@@ -85,7 +84,7 @@ mod tests {
     use super::*;
     use std::cmp::Ordering;
 
-    fn record(data: &[u8]) -> KinesisEventRecord {
+    fn record(data: &[u8]) -> aws_lambda_events::event::kinesis::KinesisEventRecord {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD.encode(data);
         serde_json::from_value(serde_json::json!({

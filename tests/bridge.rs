@@ -381,7 +381,9 @@ async fn a_call_still_hanging_at_the_deadline_counts_as_failed() {
 #[tokio::test]
 async fn an_empty_batch_is_a_quiet_success() {
     let bridge = bridge(&[], ScriptedFirehose::healthy());
-    let processed = bridge.process(&[], None, "req").await;
+    let processed = bridge
+        .process::<kinesis_firehose_bridge::batch::Record>(&[], None, "req")
+        .await;
     assert!(processed.verdict.unwrap().batch_item_failures.is_empty());
     assert_eq!(processed.summary.events_received, 0);
     assert!(bridge.firehose.calls().is_empty());
@@ -392,7 +394,7 @@ async fn handler_returns_error_for_lambda_on_total_failure() {
     use lambda_runtime::{Context, LambdaEvent};
     let firehose = ScriptedFirehose::new(|_, _, records| Ok(vec![Some(slow_down()); records.len()]));
     let bridge = bridge(&[("MAX_PUT_ATTEMPTS", "1")], firehose);
-    let event = LambdaEvent::new(kinesis_event(records(&events(2))), Context::default());
+    let event = LambdaEvent::new(kinesis_batch(records(&events(2))), Context::default());
     let error = bridge.handle(event).await.unwrap_err();
     let diagnostic: lambda_runtime::Diagnostic = error.into();
     assert_eq!(diagnostic.error_type, "NothingDelivered");

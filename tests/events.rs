@@ -4,12 +4,25 @@
 mod support;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
+use kinesis_firehose_bridge::batch::{KinesisBatch, SourceRecord};
 use support::*;
 
+/// Parsed both as `aws_lambda_events`' `KinesisEvent` and as the handler's
+/// own lean view; the two must agree record by record.
 fn load(name: &str) -> KinesisEvent {
     let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{path} is not a KinesisEvent: {e}"))
+    let event: KinesisEvent =
+        serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{path} is not a KinesisEvent: {e}"));
+    let lean: KinesisBatch = serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(lean.records.len(), event.records.len());
+    for (a, b) in lean.records.iter().zip(&event.records) {
+        assert_eq!(
+            (a.sequence_number(), a.partition_key(), a.data()),
+            (b.sequence_number(), b.partition_key(), b.data())
+        );
+    }
+    event
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use kinesis_firehose_bridge::batch::KinesisBatch;
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::{CallError, EntryError, EntryResults, Firehose};
 use kinesis_firehose_bridge::{Bridge, Config};
@@ -58,6 +59,11 @@ pub fn records(payloads: &[Vec<u8>]) -> Vec<KinesisEventRecord> {
 pub fn kinesis_event(records: Vec<KinesisEventRecord>) -> KinesisEvent {
     let records: Vec<serde_json::Value> = records.into_iter().map(|r| serde_json::to_value(r).unwrap()).collect();
     serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+/// The same records as the handler reads them.
+pub fn kinesis_batch(records: Vec<KinesisEventRecord>) -> KinesisBatch {
+    serde_json::from_slice(&serde_json::to_vec(&kinesis_event(records)).unwrap()).unwrap()
 }
 
 /// A configuration from `pairs`, with `DELIVERY_STREAMS` defaulting to two
