@@ -249,18 +249,26 @@ impl<F: Firehose> Bridge<F> {
                     received += 1;
                     rejected.push(Rejected { incoming, reason });
                 }
+                Unpacked::Event(incoming) => {
+                    received += 1;
+                    self.check_into(incoming, &mut valid, &mut rejected);
+                }
                 Unpacked::Events(events) => {
                     received += events.len();
                     for incoming in events {
-                        match self.check(incoming) {
-                            Ok(event) => valid.push(event),
-                            Err(rejection) => rejected.push(rejection),
-                        }
+                        self.check_into(incoming, &mut valid, &mut rejected);
                     }
                 }
             }
         }
         (valid, rejected, received)
+    }
+
+    fn check_into<'a>(&self, incoming: Incoming<'a>, valid: &mut Vec<Valid<'a>>, rejected: &mut Vec<Rejected<'a>>) {
+        match self.check(incoming) {
+            Ok(event) => valid.push(event),
+            Err(rejection) => rejected.push(rejection),
+        }
     }
 
     fn check<'a>(&self, incoming: Incoming<'a>) -> Result<Valid<'a>, Rejected<'a>> {

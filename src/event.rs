@@ -318,21 +318,26 @@ pub fn compact(json: &[u8]) -> Cow<'_, [u8]> {
 }
 
 fn has_insignificant_whitespace(json: &[u8]) -> bool {
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if is_json_whitespace(b) {
+    // Outside strings, look at every byte; inside, jump to the next quote or
+    // backslash (memchr), since string contents may hold any whitespace.
+    let mut i = 0;
+    while i < json.len() {
+        let b = json[i];
+        if is_json_whitespace(b) {
             return true;
-        } else if b == b'"' {
-            in_string = true;
+        }
+        i += 1;
+        if b == b'"' {
+            loop {
+                match memchr::memchr2(b'"', b'\\', &json[i..]) {
+                    None => return false,
+                    Some(k) if json[i + k] == b'\\' => i += k + 2,
+                    Some(k) => {
+                        i += k + 1;
+                        break;
+                    }
+                }
+            }
         }
     }
     false
@@ -463,6 +468,14 @@ mod tests {
         let line = check(&pretty).unwrap();
         let expected = format!(r#"{{"event_type":"a b","timestamp":"{TS}","q":"x \" y"}}"#);
         assert_eq!(String::from_utf8(line.into_owned()).unwrap(), expected);
+    }
+
+    #[test]
+    fn finds_whitespace_only_outside_strings() {
+        assert!(!has_insignificant_whitespace(br#"{"a":"x y\" z","b":[1,2]}"#));
+        assert!(has_insignificant_whitespace(br#"{"a":"x\\", "b":1}"#));
+        assert!(has_insignificant_whitespace(b"{\"a\":1}\n"));
+        assert!(!has_insignificant_whitespace(br#"{"a":"\\"}"#));
     }
 
     #[test]

@@ -10,8 +10,8 @@ async fn main() -> Result<(), Error> {
     telemetry::init(|name| std::env::var(name).ok());
     // Bad configuration stops the function at init, with the variable named.
     let config = Config::from_env().inspect_err(|e| tracing::error!(kind = "init_error", "{e}"))?;
-    let contract =
-        Contract::load(config.event_schema_file.as_deref()).inspect_err(|e| tracing::error!(kind = "init_error", "{e}"))?;
+    let contract = Contract::load(config.event_schema_file.as_deref())
+        .inspect_err(|e| tracing::error!(kind = "init_error", "{e}"))?;
     // Region, credentials and `AWS_ENDPOINT_URL` come from the environment.
     let sdk_config = aws_config::load_from_env().await;
     let firehose = SdkFirehose::new(aws_sdk_firehose::Client::new(&sdk_config));

@@ -31,6 +31,9 @@ pub struct Incoming<'a> {
 /// What a Kinesis record turned out to hold.
 #[derive(Debug)]
 pub enum Unpacked<'a> {
+    /// A plain record: one event, its bytes borrowed from the batch.
+    Event(Incoming<'a>),
+    /// The user records of a KPL aggregate.
     Events(Vec<Incoming<'a>>),
     /// The record as a whole could not be opened.
     Rejected(Incoming<'a>, Reason),
@@ -49,7 +52,7 @@ pub fn unpack<R: SourceRecord>(index: usize, record: &R) -> Unpacked<'_> {
         data: Cow::Borrowed(data),
     };
     if !kpl::is_aggregate(data) {
-        return Unpacked::Events(vec![whole()]);
+        return Unpacked::Event(whole());
     }
     match kpl::deaggregate(data) {
         Err(e) => Unpacked::Rejected(whole(), Reason::CorruptAggregate(e)),
@@ -104,18 +107,15 @@ mod tests {
     #[test]
     fn plain_record_is_one_event_borrowing_its_bytes() {
         let r = record(b"{}");
-        let Unpacked::Events(events) = unpack(7, &r) else {
-            panic!("rejected")
+        let Unpacked::Event(event) = unpack(7, &r) else {
+            panic!("not a plain event")
         };
-        assert_eq!(events.len(), 1);
-        assert_eq!(
-            events[0].origin,
-            Origin {
-                record: 7,
-                sub_sequence_number: None
-            }
-        );
-        assert!(matches!(events[0].data, Cow::Borrowed(b"{}")));
+        let origin = Origin {
+            record: 7,
+            sub_sequence_number: None,
+        };
+        assert_eq!(event.origin, origin);
+        assert!(matches!(event.data, Cow::Borrowed(b"{}")));
     }
 
     #[test]
