@@ -11,8 +11,7 @@
 use std::fmt;
 
 use aws_lambda_events::event::kinesis::KinesisEventRecord;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::STANDARD;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -92,7 +91,7 @@ fn base64_data<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D:
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
             STANDARD
-                .decode(v)
+                .decode_to_vec(v)
                 .map_err(|e| E::custom(format!("record data is not base64: {e}")))
         }
     }

@@ -7,8 +7,7 @@
 //! letters split at event boundaries, and a single event too large for one
 //! line is split into numbered parts that [`reassemble`] joins again.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::STANDARD;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -72,7 +71,7 @@ impl DeadLetter {
                 error_code: cause.error_code.to_owned(),
                 error_message: cause.error_message.to_owned(),
                 sequence_numbers,
-                data: STANDARD.encode(bytes),
+                data: STANDARD.encode_to_string(bytes),
                 part,
             }
         };
@@ -123,7 +122,7 @@ impl DeadLetter {
     /// The bytes this dead letter carries.
     pub fn bytes(&self) -> Result<Vec<u8>, ReplayError> {
         STANDARD
-            .decode(&self.data)
+            .decode_to_vec(&self.data)
             .map_err(|e| ReplayError::BadData(e.to_string()))
     }
 }

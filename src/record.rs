@@ -88,8 +88,7 @@ mod tests {
     use std::cmp::Ordering;
 
     fn record(data: &[u8]) -> aws_lambda_events::event::kinesis::KinesisEventRecord {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+        let b64 = base64_simd::STANDARD.encode_to_string(data);
         serde_json::from_value(serde_json::json!({
             "kinesis": {
                 "partitionKey": "pk",

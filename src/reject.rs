@@ -6,8 +6,7 @@
 //! carries the payload only when it is the only copy: no rejects stream, the
 //! line was too large for a Firehose record, or its delivery failed.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Reason;
@@ -69,7 +68,7 @@ pub fn line(source: Source<'_>, reason: &Reason, data: &[u8]) -> (Vec<u8>, bool)
     let bare = serde_json::to_vec(&line).unwrap_or_default();
     // `,"data":""` plus the base64 and the newline.
     if bare.len() + 10 + base64_len(data.len()) < MAX_RECORD_SIZE {
-        line.data = Some(STANDARD.encode(data));
+        line.data = Some(STANDARD.encode_to_string(data));
         if let Ok(full) = serde_json::to_vec(&line) {
             return (full, true);
         }
@@ -84,7 +83,7 @@ pub fn log(source: Source<'_>, reason: &Reason, data: Option<&[u8]>) -> RejectLo
         detail: reason.to_string(),
         sequence_number: source.sequence_number.to_owned(),
         sub_sequence_number: source.sub_sequence_number,
-        data: data.map(|d| STANDARD.encode(d)),
+        data: data.map(|d| STANDARD.encode_to_string(d)),
     }
 }
 
@@ -109,7 +108,7 @@ mod tests {
         assert_eq!(parsed.sub_sequence_number, Some(2));
         assert_eq!(parsed.partition_key, "pk");
         assert_eq!(parsed.approximate_arrival_timestamp, 1764072000.5);
-        assert_eq!(STANDARD.decode(parsed.data.unwrap()).unwrap(), b"{\"x\":1}");
+        assert_eq!(STANDARD.decode_to_vec(parsed.data.unwrap()).unwrap(), b"{\"x\":1}");
         assert!(!line.contains(&b'\n'));
     }
 

@@ -1,0 +1,43 @@
+# kinesis-firehose-bridge: every command a developer or CI runs.
+# `make demo` runs the local pipeline; `make test` is what CI runs.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+MOTO_VENV := .venv/moto
+MOTO := $(MOTO_VENV)/bin/moto_server
+
+.PHONY: test lint unit check-deploy bench bench-build moto clean-venv
+
+## test: formatting, clippy, unit + behaviour + end-to-end tests, deployment checks, benchmarks build
+test: lint moto unit check-deploy bench-build
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit: moto
+	cargo test --workspace
+
+check-deploy:
+	tools/check-deploy
+
+## bench: criterion benchmarks (figures in README, Performance)
+bench:
+	cargo bench -p kinesis-firehose-bridge --bench invocation
+	cargo bench -p kinesis-firehose-bridge --bench cost
+
+bench-build:
+	cargo bench -p kinesis-firehose-bridge --no-run
+
+## moto: the local AWS API (Kinesis, Firehose, S3), pinned, in its own virtualenv
+moto: $(MOTO)
+$(MOTO): tools/requirements-moto.txt
+	$(PYTHON) -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-moto.txt
+	touch $@
+
+clean-venv:
+	rm -rf .venv
+
+-include local/local.mk

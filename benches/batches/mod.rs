@@ -1,0 +1,112 @@
+//! The benchmark batches, shared by `invocation` and `cost`.
+#![allow(dead_code)]
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use kinesis_firehose_bridge::kpl;
+
+/// One analytics event of about `size` bytes, shaped like real traffic.
+pub fn event(i: usize, size: usize) -> Vec<u8> {
+    let head = format!(
+        r#"{{"event_id":"0193a5c2-7d4e-7a8b-9c1d-{i:012}","event_type":"page_view","timestamp":"2026-11-25T12:00:00.123Z","user_id":"user-{}","session_id":"s-{}","properties":{{"path":"/products/{i}","referrer":"https://search.example/?q=shoes","pad":""#,
+        i % 977,
+        i % 131
+    );
+    let pad = size.saturating_sub(head.len() + 3);
+    let mut e = head.into_bytes();
+    e.extend(std::iter::repeat_n(b'x', pad));
+    e.extend_from_slice(b"\"}}");
+    e
+}
+
+/// A `KinesisEvent` document as Lambda sends it, with these record payloads.
+pub fn payload(records: &[Vec<u8>]) -> Vec<u8> {
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .enumerate()
+        .map(|(i, data)| {
+            let seq = format!("49658000000000000000000000000000000000000000000000{i:06}");
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": format!("user-{i}"),
+                    "sequenceNumber": seq,
+                    "data": STANDARD.encode(data),
+                    "approximateArrivalTimestamp": 1764072000.123
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("shardId-000000000003:{seq}"),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/kinesis-firehose-bridge",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/analytics-events"
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "Records": records })).unwrap()
+}
+
+pub struct Batch {
+    pub name: &'static str,
+    pub payload: Vec<u8>,
+    /// Bytes of event payload (user records), for MB/s.
+    pub event_bytes: u64,
+    pub events: u64,
+}
+
+pub fn batches() -> Vec<Batch> {
+    let plain = |name, n: usize, size: usize| {
+        let records: Vec<Vec<u8>> = (0..n).map(|i| event(i, size)).collect();
+        Batch {
+            name,
+            event_bytes: records.iter().map(|r| r.len() as u64).sum(),
+            events: n as u64,
+            payload: payload(&records),
+        }
+    };
+    let kpl = {
+        let events: Vec<Vec<u8>> = (0..500).map(|i| event(i, 200)).collect();
+        let aggregates: Vec<Vec<u8>> = events
+            .chunks(100)
+            .map(|chunk| {
+                kpl::aggregate(
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| (if i % 2 == 0 { "a" } else { "b" }, &e[..])),
+                )
+            })
+            .collect();
+        Batch {
+            name: "kpl_5x100x200B",
+            event_bytes: events.iter().map(|e| e.len() as u64).sum(),
+            events: 500,
+            payload: payload(&aggregates),
+        }
+    };
+    let invalid = {
+        let records: Vec<Vec<u8>> = (0..500)
+            .map(|i| {
+                if i % 10 == 0 {
+                    br#"{"event_type":"page_view"}"#.to_vec()
+                } else {
+                    event(i, 1024)
+                }
+            })
+            .collect();
+        Batch {
+            name: "500x1KB_10pct_invalid",
+            event_bytes: records.iter().map(|r| r.len() as u64).sum(),
+            events: 500,
+            payload: payload(&records),
+        }
+    };
+    vec![
+        plain("500x200B", 500, 200),
+        plain("500x1KB", 500, 1024),
+        plain("100x10KB", 100, 10 * 1024),
+        kpl,
+        invalid,
+    ]
+}
