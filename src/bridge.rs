@@ -83,6 +83,12 @@ impl<F: Firehose> Bridge<F> {
     /// summary and metrics to the log.
     pub async fn handle(&self, event: LambdaEvent<KinesisBatch>) -> Result<KinesisEventResponse, NothingDelivered> {
         let deadline = deadline_from_epoch_ms(event.context.deadline);
+        if deadline.is_none() && event.context.deadline != 0 {
+            tracing::warn!(
+                deadline_ms = event.context.deadline,
+                "the runtime's deadline is not a time within the next 15 minutes; resends are bounded by attempts only"
+            );
+        }
         let request_id = event.context.request_id.as_str();
         let processed = self.process(&event.payload.records, deadline, request_id).await;
         for letter in &processed.dead_letters {
@@ -352,12 +358,44 @@ fn sequence_number<R: SourceRecord>(records: &[R], origin: Origin) -> &str {
     records[origin.record].sequence_number()
 }
 
-/// The runtime gives the deadline in milliseconds since the epoch; 0 (as in
-/// `Context::default()`) means unknown.
+/// Lambda's longest invocation: "The maximum timeout is 900 seconds (15
+/// minutes)" (Lambda quotas).
+pub const MAX_INVOCATION: Duration = Duration::from_secs(900);
+
+/// The runtime gives the deadline in milliseconds since the epoch. Zero (as
+/// in `Context::default()`), a deadline already past, or one further away
+/// than any invocation can last is not a real deadline — `cargo lambda
+/// watch` 1.9 sends a duration there — and is treated as unknown: the
+/// attempts limit still bounds the resends.
 pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Option<Instant> {
-    if deadline_ms == 0 {
-        return None;
-    }
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
-    Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+    let left = Duration::from_millis(deadline_ms.checked_sub(now_ms)?);
+    (!left.is_zero() && left <= MAX_INVOCATION).then(|| Instant::now() + left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now_ms() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    }
+
+    #[test]
+    fn a_deadline_a_minute_away_is_kept() {
+        let deadline = deadline_from_epoch_ms(now_ms() + 60_000).unwrap();
+        let left = deadline - Instant::now();
+        assert!(
+            left > Duration::from_secs(58) && left <= Duration::from_secs(60),
+            "{left:?}"
+        );
+    }
+
+    #[test]
+    fn zero_past_or_impossible_deadlines_are_unknown() {
+        assert_eq!(deadline_from_epoch_ms(0), None);
+        // What `cargo lambda watch` sends: ten minutes after 1970.
+        assert_eq!(deadline_from_epoch_ms(600_000), None);
+        assert_eq!(deadline_from_epoch_ms(now_ms() + 3_600_000), None);
+    }
 }

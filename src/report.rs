@@ -75,11 +75,9 @@ impl Summary {
     }
 }
 
-/// Writes one JSON line straight to stdout, with the `timestamp`, `level`
-/// and `message` fields Lambda's JSON log format reads. Used for lines that
-/// must reach the log whatever the tracing filter says: dead letters,
-/// rejections and metrics. One `write_all` per line keeps lines whole.
-pub fn write_line(level: &str, message: &str, body: &impl Serialize) {
+/// One JSON log line, newline included, with the `timestamp`, `level` and
+/// `message` fields Lambda's JSON log format reads, and `body`'s fields.
+pub fn log_line(level: &str, message: &str, body: &impl Serialize) -> Option<Vec<u8>> {
     #[derive(Serialize)]
     struct Line<'a, B> {
         timestamp: String,
@@ -94,8 +92,16 @@ pub fn write_line(level: &str, message: &str, body: &impl Serialize) {
         message,
         body,
     };
-    if let Ok(mut bytes) = serde_json::to_vec(&line) {
-        bytes.push(b'\n');
+    let mut bytes = serde_json::to_vec(&line).ok()?;
+    bytes.push(b'\n');
+    Some(bytes)
+}
+
+/// Writes a [`log_line`] straight to stdout. Used for lines that must reach
+/// the log whatever the tracing filter says: dead letters, rejections and
+/// metrics. One `write_all` per line keeps lines whole.
+pub fn write_line(level: &str, message: &str, body: &impl Serialize) {
+    if let Some(bytes) = log_line(level, message, body) {
         let _ = std::io::stdout().lock().write_all(&bytes);
     }
 }
