@@ -1,0 +1,252 @@
+//! `make demo`: the whole pipeline on 127.0.0.1, then the account of every
+//! event. Progress goes to stderr; the report to stdout, its last line one
+//! JSON object. Exit status 1 when anything was lost, 2 when the run failed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bridge_local::esm::EsmConfig;
+use bridge_local::experiment::{Experiment, InvokeMode, Outcome};
+use bridge_local::faults::Faults;
+use bridge_local::load::LoadConfig;
+use clap::{Parser, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(about = "Runs the 5,000 events/s zero-loss experiment locally against moto")]
+struct Args {
+    /// Events per second the load generator sends.
+    #[arg(long, default_value_t = 5000.0)]
+    rate: f64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Firehose delivery streams the bridge spreads over.
+    #[arg(long, default_value_t = 2)]
+    streams: usize,
+    /// Kinesis shards.
+    #[arg(long, default_value_t = 10)]
+    shards: u32,
+    /// Faults of the proxy in front of Firehose, e.g. `throttle=0.2` or
+    /// `throttle=0.3,down=analytics-events-1` (see `faults.rs`); empty for none.
+    #[arg(long, default_value = "")]
+    faults: String,
+    /// Share of invalid events.
+    #[arg(long, default_value_t = 0.01)]
+    invalid: f64,
+    /// Share of events sent inside KPL aggregates.
+    #[arg(long, default_value_t = 0.1)]
+    kpl: f64,
+    /// Approximate size of an event in bytes.
+    #[arg(long, default_value_t = 300)]
+    event_size: usize,
+    /// Concurrent PutRecords senders, each owning its own shards.
+    #[arg(long, default_value_t = 5)]
+    lanes: usize,
+    /// How the event source mapping invokes the bridge.
+    #[arg(long, value_enum, default_value_t = Invoke::Library)]
+    invoke: Invoke,
+    /// A bridge setting, NAME=VALUE (repeatable), e.g. ON_PARTIAL_FAILURE=retry.
+    #[arg(long = "bridge-env", value_parser = name_value)]
+    bridge_env: Vec<(String, String)>,
+    /// Poll interval of an idle shard, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    poll_ms: u64,
+    /// Seconds to wait for the mapping to catch up after the load.
+    #[arg(long, default_value_t = 180)]
+    drain_timeout: u64,
+    /// Replay the dead letters at the end and account again.
+    #[arg(long)]
+    replay: bool,
+    /// Keep moto running after the report, for `verify` and `replay` by
+    /// hand, until Ctrl-C.
+    #[arg(long)]
+    keep: bool,
+    /// Where logs, the ledger and the report go (default: a new folder
+    /// under the system's temporary directory).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Invoke {
+    Library,
+    CargoLambda,
+}
+
+fn name_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?}: expected NAME=VALUE"))
+}
+
+/// The machine's 1-minute load average: the demo shares the cores.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let load_before = load_average();
+    let faults = match Faults::parse(&args.faults) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("FAULTS: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let run_dir = args.run_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "bridge-local-{}-{}",
+            std::process::id(),
+            bridge_local::now_ms()
+        ))
+    });
+    let mut experiment = Experiment::new(run_dir.clone());
+    experiment.load = LoadConfig {
+        rate: args.rate,
+        duration: Duration::from_secs(args.duration),
+        invalid_share: args.invalid,
+        kpl_share: args.kpl,
+        event_size: args.event_size,
+        lanes: args.lanes,
+    };
+    experiment.delivery_streams = args.streams;
+    experiment.shards = args.shards;
+    experiment.faults = faults;
+    experiment.invoke = match args.invoke {
+        Invoke::Library => InvokeMode::Library,
+        Invoke::CargoLambda => InvokeMode::CargoLambda,
+    };
+    experiment.esm = EsmConfig {
+        poll_interval: Duration::from_millis(args.poll_ms),
+        ..EsmConfig::default()
+    };
+    experiment.bridge_env = args.bridge_env.clone();
+    experiment.drain_timeout = Duration::from_secs(args.drain_timeout);
+    experiment.replay = args.replay;
+    experiment.keep_moto = args.keep;
+    eprintln!("run folder: {}", run_dir.display());
+
+    // Ctrl-C drops the run: moto and cargo lambda are ended by their pid.
+    let outcome = tokio::select! {
+        outcome = experiment.run() => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: stopping everything this run started");
+            return ExitCode::from(130);
+        }
+    };
+    match outcome {
+        Ok(mut outcome) => {
+            eprintln!(
+                "machine load average (1 min) {load_before} at the start, {} at the end",
+                load_average()
+            );
+            print(&args, &outcome);
+            if let Some(moto) = outcome.moto.take() {
+                eprintln!(
+                    "moto keeps running on {} (pid {}); for example\n  \
+                     cargo run -p bridge-local --bin verify -- --endpoint {} --sent {} --log {}\n\
+                     Ctrl-C ends it.",
+                    moto.endpoint(),
+                    moto.pid(),
+                    moto.endpoint(),
+                    outcome.run_dir.join("sent.tsv").display(),
+                    outcome.run_dir.join("function.log").display()
+                );
+                let _ = tokio::signal::ctrl_c().await;
+                moto.stop();
+            }
+            if outcome.last_report().lost > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("the run failed: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print(args: &Args, outcome: &Outcome) {
+    let load = &outcome.load;
+    println!(
+        "load: {:.0} events/s for {} s targeted, {:.0} events/s achieved ({} events in {} Kinesis records; \
+         {} PutRecords calls, {:.1} ms each on average)",
+        args.rate,
+        args.duration,
+        load.achieved_rate(),
+        load.events_sent,
+        load.records_sent,
+        load.calls,
+        load.mean_put_ms()
+    );
+    let esm = &outcome.esm;
+    println!(
+        "event source mapping: {} invocations, {} function errors retried, {} partial-failure resumes, {} GetRecords errors{}",
+        esm.invocations,
+        esm.function_errors,
+        esm.partial_retries,
+        esm.get_records_errors,
+        if outcome.drained { "" } else { ", NOT drained" }
+    );
+    let cpu = &outcome.cpu;
+    let show = |s: Option<f64>| s.map_or("?".to_owned(), |s| format!("{s:.1} s"));
+    println!(
+        "CPU over the {:.0} s of load and drain (2 cores = {:.0} s available): moto Kinesis {}, moto Firehose+S3 {}, \
+         this process {}",
+        cpu.seconds,
+        cpu.seconds * 2.0,
+        show(cpu.moto_kinesis),
+        show(cpu.moto_firehose_s3),
+        show(cpu.pipeline)
+    );
+    if let Some(p) = &outcome.proxy {
+        println!(
+            "fault proxy: {} PutRecordBatch calls, {} of {} entries throttled, {} calls failed whole, {} limit violations",
+            p.put_calls, p.entries_throttled, p.entries, p.calls_failed, p.limit_violations
+        );
+    }
+    for line in outcome.report.lines() {
+        println!("{line}");
+    }
+    if let Some((replay, report)) = &outcome.after_replay {
+        println!(
+            "replayed {} dead letters: {} of {} records delivered ({} events), {} still failing",
+            replay.dead_letters, replay.records_delivered, replay.records, replay.events_delivered, replay.still_failed
+        );
+        println!("after the replay:");
+        for line in report.lines() {
+            println!("{line}");
+        }
+    }
+    println!(
+        "run folder (logs, sent.tsv, report.json): {}",
+        outcome.run_dir.display()
+    );
+    let mut json = serde_json::to_value(outcome.last_report()).unwrap_or_default();
+    if let Some(map) = json.as_object_mut() {
+        map.insert("target_rate".into(), args.rate.into());
+        map.insert("achieved_rate".into(), (load.achieved_rate().round()).into());
+        map.insert(
+            "mean_put_records_ms".into(),
+            ((load.mean_put_ms() * 10.0).round() / 10.0).into(),
+        );
+        map.insert("duration_s".into(), args.duration.into());
+        map.insert("drained".into(), outcome.drained.into());
+        map.insert("cpu".into(), serde_json::to_value(cpu).unwrap_or_default());
+        map.insert("function_errors".into(), esm.function_errors.into());
+        map.insert("dead_letters_before_replay".into(), outcome.report.dead_lettered.into());
+        if let Some(p) = &outcome.proxy {
+            map.insert("entries_throttled".into(), p.entries_throttled.into());
+            map.insert("limit_violations".into(), p.limit_violations.into());
+        }
+    }
+    println!("{json}");
+}

@@ -1,0 +1,163 @@
+//! The real function behind `cargo lambda watch`, for invoking it through
+//! the Lambda Runtime API instead of in-process.
+//!
+//! `cargo lambda` is installed by `make cargo-lambda` into
+//! `.venv/cargo-lambda` (pinned, from PyPI). `watch --only-lambda-apis`
+//! serves the Runtime API and the invoke endpoint on 127.0.0.1:9000; the
+//! function itself (the bridge's binary, built by cargo first) runs as
+//! `concurrency` processes started here, as Lambda runs one instance per
+//! concurrent invocation. They reach the Runtime API through a
+//! [`RuntimeShim`] that gives invocations a real deadline (see there why),
+//! which is also why this starts the function rather than letting `watch`
+//! start it: `watch` forces `AWS_LAMBDA_RUNTIME_API` to its own address.
+//!
+//! Every process is ended by its pid. The logs (the function's are where
+//! its dead letters are) go to the run folder, outside the project.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::Result;
+use crate::child::Guarded;
+use crate::invoke::RuntimeApi;
+use crate::runtime_shim::RuntimeShim;
+
+pub const FUNCTION: &str = "kinesis-firehose-bridge";
+pub const PORT: u16 = 9000;
+
+/// Where `make cargo-lambda` installs it; `CARGO_LAMBDA` overrides it.
+pub fn binary_path() -> PathBuf {
+    std::env::var_os("CARGO_LAMBDA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join(".venv/cargo-lambda/bin/cargo-lambda"))
+}
+
+pub struct CargoLambda {
+    // Field order is drop order: functions first, then the APIs they use.
+    functions: Vec<Guarded>,
+    _shim: RuntimeShim,
+    watch: Guarded,
+    /// The function instances' logs.
+    pub function_logs: Vec<PathBuf>,
+}
+
+impl CargoLambda {
+    /// Builds the function, starts `cargo lambda watch --only-lambda-apis`
+    /// and `concurrency` instances with `env`, and waits until an
+    /// invocation with an empty batch answers.
+    pub async fn start(
+        env: &[(String, String)],
+        concurrency: usize,
+        timeout: Duration,
+        log_dir: &Path,
+        ready_within: Duration,
+    ) -> Result<Self> {
+        let cargo_lambda = binary_path();
+        if !cargo_lambda.exists() {
+            return Err(format!(
+                "cargo-lambda is not installed: {} does not exist. Run `make cargo-lambda` first.",
+                cargo_lambda.display()
+            )
+            .into());
+        }
+        let until = Instant::now() + ready_within;
+        let function = build_function(log_dir, until).await?;
+
+        let mut watch = Command::new(&cargo_lambda);
+        watch
+            .current_dir(crate::repo_root())
+            .args(["lambda", "watch", "--only-lambda-apis"])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &PORT.to_string()]);
+        let mut watch = Guarded::spawn("cargo lambda watch", watch, &log_dir.join("cargo-lambda.log"))?;
+        while tokio::net::TcpStream::connect(("127.0.0.1", PORT)).await.is_err() {
+            if let Some(status) = watch.exited() {
+                return Err(format!(
+                    "cargo lambda watch exited ({status}); see its log in {}",
+                    log_dir.display()
+                )
+                .into());
+            }
+            if Instant::now() > until {
+                return Err(format!("cargo lambda watch did not listen on 127.0.0.1:{PORT}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        let shim = RuntimeShim::start(&format!("http://127.0.0.1:{PORT}"), timeout).await?;
+        let mut functions = Vec::new();
+        let mut function_logs = Vec::new();
+        for instance in 0..concurrency.max(1) {
+            let mut command = Command::new(&function);
+            command
+                .env("AWS_LAMBDA_RUNTIME_API", shim.runtime_api(FUNCTION))
+                .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+                .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+                .envs(env.iter().map(|(k, v)| (k, v)));
+            let log = log_dir.join(format!("function-{instance}.log"));
+            functions.push(Guarded::spawn("the function", command, &log)?);
+            function_logs.push(log);
+        }
+        let lambda = CargoLambda {
+            functions,
+            _shim: shim,
+            watch,
+            function_logs,
+        };
+        lambda.wait_until_ready(until).await?;
+        Ok(lambda)
+    }
+
+    pub fn invoke_url(&self) -> String {
+        format!("http://127.0.0.1:{PORT}/2015-03-31/functions/{FUNCTION}/invocations")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.watch.pid()
+    }
+
+    pub fn function_pids(&self) -> Vec<u32> {
+        self.functions.iter().map(Guarded::pid).collect()
+    }
+
+    async fn wait_until_ready(&self, until: Instant) -> Result<()> {
+        let probe = RuntimeApi::new(self.invoke_url(), Duration::from_secs(30));
+        loop {
+            match probe.invoke(br#"{"Records":[]}"#).await {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() > until => {
+                    return Err(format!("the function behind cargo lambda watch does not answer: {}", e.0).into());
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
+}
+
+/// Builds the bridge's binary with cargo and returns its path.
+async fn build_function(log_dir: &Path, until: Instant) -> Result<PathBuf> {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command
+        .current_dir(crate::repo_root())
+        .args(["build", "--package", FUNCTION, "--bin", FUNCTION]);
+    let log = log_dir.join("function-build.log");
+    let mut build = Guarded::spawn("cargo build", command, &log)?;
+    loop {
+        if let Some(status) = build.exited() {
+            if !status.success() {
+                return Err(format!("building the function failed ({status}); see {}", log.display()).into());
+            }
+            break;
+        }
+        if Instant::now() > until {
+            return Err(format!("building the function took too long; see {}", log.display()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join("target"));
+    Ok(target.join("debug").join(FUNCTION))
+}

@@ -1,0 +1,76 @@
+//! # bridge-local
+//!
+//! The bridge's whole pipeline on one machine, with no AWS account: the
+//! experiment the product came from (clients send analytics events, they are
+//! validated and land in S3, none are lost), runnable as `make demo`, and the
+//! project's end-to-end tests.
+//!
+//! ```text
+//!  load ──PutRecords──▶ moto Kinesis ◀──GetRecords── esm ──invoke──▶ bridge ──PutRecordBatch──▶ [proxy] ──▶ moto Firehose ──▶ moto S3
+//!   │ every event_id and its send time                    (library or                     faults,            events/, rejects/
+//!   ▼                                                      cargo lambda)                   real limits            │
+//! ledger ───────────────────────────────────────────────────────────── verify ◀── dead letters, rejections ◀──────┘
+//! ```
+//!
+//! Everything runs on 127.0.0.1; the crate is a workspace member of its own
+//! so that none of its clients reach the Lambda package's dependency tree.
+//!
+//! ## Layout
+//!
+//! - [`child`]: child processes started in their own process group and
+//!   ended by their id.
+//! - [`moto`]: the local AWS API on a free port; a run starts two, one for
+//!   Kinesis and one for Firehose and the S3 it writes to.
+//! - [`aws`]: SDK clients pointed at 127.0.0.1 with dummy credentials.
+//! - [`setup`]: the Kinesis stream, bucket and delivery streams.
+//! - [`events`]: the analytics events the load generator sends.
+//! - [`ledger`]: every event sent, with its send time.
+//! - [`load`]: the load generator.
+//! - [`esm`]: the event source mapping (what Lambda runs in production).
+//! - [`invoke`]: invoking the bridge, in-process or through `cargo lambda`.
+//! - [`cargo_lambda`]: the function behind `cargo lambda watch`, and
+//!   [`runtime_shim`], which gives its invocations a real deadline.
+//! - [`landing`]: when each S3 object was written, as Firehose acknowledged it.
+//! - [`faults`] and [`proxy`]: the fault-injection proxy in front of Firehose.
+//! - [`verify`]: reads S3 and the logs back and accounts for every event.
+//! - [`logs`]: the bridge's dead letters and rejections, read from a log.
+//! - [`replay`]: delivers dead letters again.
+//! - [`experiment`] and [`progress`]: one whole run, as `make demo` does it.
+
+pub mod aws;
+pub mod cargo_lambda;
+pub mod child;
+pub mod esm;
+pub mod events;
+pub mod experiment;
+pub mod faults;
+pub mod invoke;
+pub mod landing;
+pub mod ledger;
+pub mod load;
+pub mod logs;
+pub mod moto;
+pub mod progress;
+pub mod proxy;
+pub mod replay;
+pub mod runtime_shim;
+pub mod setup;
+pub mod verify;
+
+/// Errors of the local tools: each says what failed and what to do.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Milliseconds since the epoch, the unit every timestamp here uses.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The workspace root (the bridge's package), where `.venv/` lives.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| std::path::PathBuf::from(".."), std::path::Path::to_path_buf)
+}

@@ -1,0 +1,415 @@
+//! The fault-injection proxy between the bridge and moto's Firehose.
+//!
+//! The bridge reaches it through the SDK's endpoint URL. `PutRecordBatch`
+//! calls are checked against the real service limits, which moto does not
+//! enforce, and answered as Firehose answers violations; then the faults of
+//! [`Faults`] are applied: throttled entries are answered
+//! `ServiceUnavailableException` "Slow down." by the proxy itself, only the
+//! rest are forwarded to moto, and the two answers are merged back by index
+//! into one response. Every other call is forwarded untouched.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use kinesis_firehose_bridge::limits::{MAX_RECORD_SIZE, MAX_RECORDS_PER_REQUEST, MAX_REQUEST_SIZE};
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::Result;
+use crate::faults::Faults;
+
+const PUT_RECORD_BATCH: &str = "Firehose_20150804.PutRecordBatch";
+const SLOW_DOWN: &str = "Slow down.";
+
+/// What the proxy saw and did.
+#[derive(Debug, Default)]
+pub struct ProxyStats {
+    pub put_calls: AtomicU64,
+    pub entries: AtomicU64,
+    pub entries_throttled: AtomicU64,
+    /// Calls failed as a whole: `fail`, `down` and `outage`.
+    pub calls_failed: AtomicU64,
+    /// Calls that broke a `PutRecordBatch` limit.
+    pub limit_violations: AtomicU64,
+}
+
+impl ProxyStats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// A running proxy; dropping it stops accepting connections.
+pub struct Proxy {
+    port: u16,
+    pub stats: Arc<ProxyStats>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+struct State {
+    upstream: String,
+    faults: Faults,
+    started: Instant,
+    client: HttpClient,
+    stats: Arc<ProxyStats>,
+}
+
+impl Proxy {
+    /// Listens on a free port of 127.0.0.1 and forwards to `upstream`
+    /// (e.g. moto's `http://127.0.0.1:5000`).
+    pub async fn start(upstream: &str, faults: Faults) -> Result<Self> {
+        Self::bind("127.0.0.1:0", upstream, faults).await
+    }
+
+    pub async fn bind(address: &str, upstream: &str, faults: Faults) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("fault proxy: cannot listen on {address}: {e}"))?;
+        let port = listener.local_addr()?.port();
+        let stats = Arc::new(ProxyStats::default());
+        let state = Arc::new(State {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            faults,
+            started: Instant::now(),
+            client: http_client(),
+            stats: stats.clone(),
+        });
+        let accept = tokio::spawn(serve(listener, state));
+        Ok(Proxy { port, stats, accept })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| handle(request, state.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(request: Request<Incoming>, state: Arc<State>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "SerializationException", &e.to_string())),
+    };
+    let is_put = parts
+        .headers
+        .get("x-amz-target")
+        .is_some_and(|t| t.as_bytes() == PUT_RECORD_BATCH.as_bytes());
+    let response = if is_put {
+        put_record_batch(&state, parts, body).await
+    } else {
+        forward(&state, parts, body).await
+    };
+    Ok(response)
+}
+
+#[derive(Deserialize, Serialize)]
+struct Input {
+    #[serde(rename = "DeliveryStreamName")]
+    stream: String,
+    #[serde(rename = "Records")]
+    records: Vec<Entry>,
+}
+
+#[derive(Deserialize, Serialize, Clone)]
+struct Entry {
+    #[serde(rename = "Data")]
+    data: String,
+}
+
+async fn put_record_batch(state: &State, parts: hyper::http::request::Parts, body: Bytes) -> Response<Full<Bytes>> {
+    let stats = &state.stats;
+    stats.put_calls.fetch_add(1, Ordering::Relaxed);
+    if !state.faults.delay.is_zero() {
+        tokio::time::sleep(state.faults.delay).await;
+    }
+    let Ok(input) = serde_json::from_slice::<Input>(&body) else {
+        return forward(state, parts, body).await;
+    };
+    stats.entries.fetch_add(input.records.len() as u64, Ordering::Relaxed);
+    if let Some(violation) = check_limits(&input, body.len()) {
+        stats.limit_violations.fetch_add(1, Ordering::Relaxed);
+        return violation;
+    }
+
+    let faults = &state.faults;
+    let whole_call_fails = faults.in_outage(state.started.elapsed())
+        || faults.down.contains(&input.stream)
+        || (faults.fail > 0.0 && rand::rng().random_bool(faults.fail));
+    if whole_call_fails {
+        stats.calls_failed.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            SLOW_DOWN,
+        );
+    }
+
+    let share = faults.throttle_share(&input.stream);
+    let throttled: Vec<bool> = {
+        let mut rng = rand::rng();
+        input
+            .records
+            .iter()
+            .map(|_| share > 0.0 && rng.random_bool(share))
+            .collect()
+    };
+    let throttled_count = throttled.iter().filter(|&&t| t).count();
+    stats
+        .entries_throttled
+        .fetch_add(throttled_count as u64, Ordering::Relaxed);
+    if throttled_count == 0 {
+        return forward(state, parts, body).await;
+    }
+
+    let forwarded: Vec<Entry> = input
+        .records
+        .iter()
+        .zip(&throttled)
+        .filter(|(_, t)| !**t)
+        .map(|(e, _)| e.clone())
+        .collect();
+    let mut moto_answers: Vec<Value> = Vec::new();
+    let mut moto_failed = 0;
+    if !forwarded.is_empty() {
+        let rest = Input {
+            stream: input.stream.clone(),
+            records: forwarded,
+        };
+        let Ok(rest_body) = serde_json::to_vec(&rest) else {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalFailure",
+                "proxy could not encode",
+            );
+        };
+        let answer = forward(state, parts, Bytes::from(rest_body)).await;
+        if !answer.status().is_success() {
+            return answer; // moto failed the call as a whole: so does the proxy
+        }
+        let Ok(bytes) = answer.into_body().collect().await.map(|c| c.to_bytes());
+        let parsed: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        moto_failed = parsed.get("FailedPutCount").and_then(Value::as_u64).unwrap_or(0);
+        moto_answers = parsed
+            .get("RequestResponses")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+    }
+    let mut from_moto = moto_answers.into_iter();
+    let responses: Vec<Value> = throttled
+        .iter()
+        .map(|&t| {
+            if t {
+                json!({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": SLOW_DOWN})
+            } else {
+                // Missing answers stay missing; the bridge treats them as refused.
+                from_moto.next().unwrap_or(Value::Null)
+            }
+        })
+        .collect();
+    let merged = json!({
+        "FailedPutCount": throttled_count as u64 + moto_failed,
+        "Encrypted": false,
+        "RequestResponses": responses,
+    });
+    json_response(StatusCode::OK, &merged)
+}
+
+/// The `PutRecordBatch` limits, answered as Firehose answers them: a
+/// `ValidationException` for the record count and a record's size (the
+/// service's model constraints), an `InvalidArgumentException` "Records
+/// size exceeds 4 MB limit" for the request's size, counted here as sent.
+fn check_limits(input: &Input, request_bytes: usize) -> Option<Response<Full<Bytes>>> {
+    if input.records.len() > MAX_RECORDS_PER_REQUEST {
+        return Some(error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            &format!(
+                "1 validation error detected: Value at 'records' failed to satisfy constraint: \
+                 Member must have length less than or equal to {MAX_RECORDS_PER_REQUEST}"
+            ),
+        ));
+    }
+    let oversized: Vec<String> = input
+        .records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let len = decoded_len(&e.data);
+            (len > MAX_RECORD_SIZE).then(|| {
+                format!(
+                    "Value 'java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]' at 'records.{}.member.data' \
+                     failed to satisfy constraint: Member must have length less than or equal to {MAX_RECORD_SIZE}",
+                    i + 1
+                )
+            })
+        })
+        .collect();
+    if !oversized.is_empty() {
+        let noun = if oversized.len() == 1 { "error" } else { "errors" };
+        return Some(error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            &format!(
+                "{} validation {noun} detected: {}",
+                oversized.len(),
+                oversized.join("; ")
+            ),
+        ));
+    }
+    if request_bytes > MAX_REQUEST_SIZE {
+        return Some(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgumentException",
+            "Records size exceeds 4 MB limit",
+        ));
+    }
+    None
+}
+
+/// Bytes a padded base64 string decodes to.
+fn decoded_len(base64: &str) -> usize {
+    let padding = base64.bytes().rev().take_while(|&b| b == b'=').count();
+    (base64.len() / 4 * 3).saturating_sub(padding)
+}
+
+async fn forward(state: &State, parts: hyper::http::request::Parts, body: Bytes) -> Response<Full<Bytes>> {
+    relay(&state.client, &state.upstream, parts, body).await
+}
+
+/// Sends a request on to `upstream` (`http://host:port`) as it came, and
+/// returns the answer as it came; a failure to reach it is a 502.
+pub(crate) async fn relay(
+    client: &HttpClient,
+    upstream: &str,
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = Request::builder().method(parts.method).uri(format!("{upstream}{path}"));
+    for (name, value) in &parts.headers {
+        if name != hyper::header::HOST && name != hyper::header::CONTENT_LENGTH {
+            request = request.header(name, value);
+        }
+    }
+    let Ok(request) = request.body(Full::new(body)) else {
+        return error(
+            StatusCode::BAD_GATEWAY,
+            "InternalFailure",
+            "proxy could not build the request",
+        );
+    };
+    let answer = match client.request(request).await {
+        Ok(answer) => answer,
+        Err(e) => return error(StatusCode::BAD_GATEWAY, "InternalFailure", &format!("upstream: {e}")),
+    };
+    let (parts, body) = answer.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "InternalFailure",
+                &format!("upstream body: {e}"),
+            );
+        }
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = parts.status;
+    for (name, value) in &parts.headers {
+        if name != hyper::header::CONTENT_LENGTH && name != hyper::header::TRANSFER_ENCODING {
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    response
+}
+
+/// A plain HTTP/1 client for 127.0.0.1.
+pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+pub(crate) fn http_client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// An AWS JSON 1.1 error answer.
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    json_response(status, &json!({"__type": code, "message": message}))
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    headers.insert(
+        "x-amzn-requestid",
+        hyper::header::HeaderValue::from_static("00000000-0000-0000-0000-000000000000"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoded_length_accounts_for_padding() {
+        assert_eq!(decoded_len(""), 0);
+        assert_eq!(decoded_len("YQ=="), 1);
+        assert_eq!(decoded_len("YWI="), 2);
+        assert_eq!(decoded_len("YWJj"), 3);
+    }
+
+    fn input(records: usize, len: usize) -> Input {
+        use base64::Engine;
+        let data = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; len]);
+        Input {
+            stream: "s".into(),
+            records: vec![Entry { data }; records],
+        }
+    }
+
+    #[test]
+    fn answers_limit_violations_as_firehose_does() {
+        assert!(check_limits(&input(500, 10), 1_000).is_none());
+        let too_many = check_limits(&input(501, 10), 1_000).unwrap();
+        assert_eq!(too_many.status(), StatusCode::BAD_REQUEST);
+        assert!(check_limits(&input(1, MAX_RECORD_SIZE), 2_000_000).is_none());
+        assert!(check_limits(&input(1, MAX_RECORD_SIZE + 1), 2_000_000).is_some());
+        assert!(check_limits(&input(1, 10), MAX_REQUEST_SIZE + 1).is_some());
+    }
+}
