@@ -7,7 +7,7 @@ PYTHON ?= python3
 MOTO_VENV := .venv/moto
 MOTO := $(MOTO_VENV)/bin/moto_server
 
-.PHONY: test lint unit check-deploy bench bench-build moto clean-venv
+.PHONY: test lint unit check-deploy bench bench-runtime bench-build moto clean-venv
 
 ## test: formatting, clippy, unit + behaviour + end-to-end tests, deployment checks, benchmarks build
 test: lint moto unit check-deploy bench-build
@@ -26,6 +26,11 @@ check-deploy:
 bench:
 	cargo bench -p kinesis-firehose-bridge --bench invocation
 	cargo bench -p kinesis-firehose-bridge --bench cost
+
+## bench-runtime: cold start, peak memory and size of the release binary, through a local Runtime API
+bench-runtime:
+	cargo build --release -p kinesis-firehose-bridge --bin kinesis-firehose-bridge
+	$(PYTHON) tools/runtime-harness.py target/release/kinesis-firehose-bridge
 
 bench-build:
 	cargo bench -p kinesis-firehose-bridge --no-run

@@ -5,17 +5,6 @@
 mod batches;
 
 use kinesis_firehose_bridge::batch::KinesisBatch;
-use kinesis_firehose_bridge::event::Contract;
-use kinesis_firehose_bridge::firehose::{CallError, EntryResults, Firehose};
-use kinesis_firehose_bridge::{Bridge, Config};
-
-struct Accepting;
-
-impl Firehose for Accepting {
-    async fn put_record_batch(&self, _stream: &str, records: &[&[u8]]) -> Result<EntryResults, CallError> {
-        Ok(vec![None; records.len()])
-    }
-}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -27,17 +16,7 @@ fn main() {
     for batch in batches::batches() {
         let event: KinesisBatch = serde_json::from_slice(&batch.payload).unwrap();
         for pack in [true, false] {
-            let config = Config::from_lookup(|name| match name {
-                "DELIVERY_STREAMS" => Some("a,b".to_owned()),
-                "PACK_EVENTS" => Some(pack.to_string()),
-                _ => None,
-            })
-            .unwrap();
-            let bridge = Bridge {
-                config,
-                contract: Contract::Default,
-                firehose: Accepting,
-            };
+            let bridge = batches::bridge(batches::Accepting, pack);
             let summary = runtime.block_on(bridge.process(&event.records, None, "cost")).summary;
             let records_per_1000 = summary.firehose_records as f64 * 1000.0 / summary.events_delivered as f64;
             let billed_ratio = summary.firehose_billed_bytes as f64 / summary.firehose_bytes as f64;

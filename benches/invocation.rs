@@ -20,12 +20,10 @@ use aws_sdk_firehose::Client;
 use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
 use aws_sdk_firehose::types::PutRecordBatchResponseEntry;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
-use batches::batches;
+use batches::{Accepting, batches, bridge};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kinesis_firehose_bridge::batch::KinesisBatch;
-use kinesis_firehose_bridge::event::Contract;
-use kinesis_firehose_bridge::firehose::{CallError, EntryResults, Firehose, SdkFirehose};
-use kinesis_firehose_bridge::{Bridge, Config};
+use kinesis_firehose_bridge::firehose::SdkFirehose;
 use serde::de::IgnoredAny;
 
 /// The floor: only each record's `data`, base64-decoded.
@@ -54,30 +52,6 @@ fn decode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     base64_simd::STANDARD
         .decode_to_vec(text)
         .map_err(serde::de::Error::custom)
-}
-
-/// Firehose that accepts every record at once and keeps nothing.
-struct Accepting;
-
-impl Firehose for Accepting {
-    async fn put_record_batch(&self, _stream: &str, records: &[&[u8]]) -> Result<EntryResults, CallError> {
-        Ok(vec![None; black_box(records).len()])
-    }
-}
-
-fn bridge<F: Firehose>(firehose: F, pack: bool) -> Bridge<F> {
-    let pack = if pack { "true" } else { "false" };
-    let config = Config::from_lookup(|name| match name {
-        "DELIVERY_STREAMS" => Some("events-0,events-1".to_owned()),
-        "PACK_EVENTS" => Some(pack.to_owned()),
-        _ => None,
-    })
-    .unwrap();
-    Bridge {
-        config,
-        contract: Contract::Default,
-        firehose,
-    }
 }
 
 fn invocation(c: &mut Criterion) {

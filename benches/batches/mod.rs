@@ -1,9 +1,12 @@
-//! The benchmark batches, shared by `invocation` and `cost`.
+//! The benchmark batches and the bridge they run through, shared by
+//! `invocation` and `cost`.
 #![allow(dead_code)]
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use kinesis_firehose_bridge::kpl;
+use kinesis_firehose_bridge::event::Contract;
+use kinesis_firehose_bridge::firehose::{CallError, EntryResults, Firehose};
+use kinesis_firehose_bridge::{Bridge, Config, kpl};
 
 /// One analytics event of about `size` bytes, shaped like real traffic.
 pub fn event(i: usize, size: usize) -> Vec<u8> {
@@ -109,4 +112,29 @@ pub fn batches() -> Vec<Batch> {
         kpl,
         invalid,
     ]
+}
+
+/// Firehose that accepts every record at once and keeps nothing.
+pub struct Accepting;
+
+impl Firehose for Accepting {
+    async fn put_record_batch(&self, _stream: &str, records: &[&[u8]]) -> Result<EntryResults, CallError> {
+        Ok(vec![None; std::hint::black_box(records).len()])
+    }
+}
+
+/// The bridge over two delivery streams, packing or not.
+pub fn bridge<F: Firehose>(firehose: F, pack: bool) -> Bridge<F> {
+    let pack = if pack { "true" } else { "false" };
+    let config = Config::from_lookup(|name| match name {
+        "DELIVERY_STREAMS" => Some("events-0,events-1".to_owned()),
+        "PACK_EVENTS" => Some(pack.to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    Bridge {
+        config,
+        contract: Contract::Default,
+        firehose,
+    }
 }
