@@ -9,8 +9,8 @@ MOTO := $(MOTO_VENV)/bin/moto_server
 
 .PHONY: test lint unit check-deploy bench bench-runtime bench-build moto clean-venv
 
-## test: formatting, clippy, unit + behaviour + end-to-end tests, deployment checks, benchmarks build
-test: lint moto unit check-deploy bench-build
+## test: formatting, clippy, deployment checks, benchmarks build, then unit + behaviour + end-to-end tests (last, so their results close the output)
+test: lint moto check-deploy bench-build unit
 
 lint:
 	cargo fmt --all -- --check
