@@ -35,7 +35,7 @@ bench-runtime:
 # CI only checks that the benchmarks build; the dev profile reuses the test
 # build instead of a second, fat-LTO build of every dependency.
 bench-build:
-	cargo bench -p kinesis-firehose-bridge --no-run --profile dev
+	cargo bench --workspace --no-run --profile dev
 
 ## moto: the local AWS API (Kinesis, Firehose, S3), pinned, in its own virtualenv
 moto: $(MOTO)
