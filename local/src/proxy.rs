@@ -84,7 +84,7 @@ impl Proxy {
             client: http_client(),
             stats: stats.clone(),
         });
-        let accept = tokio::spawn(serve(listener, state));
+        let accept = tokio::spawn(serve(listener, state, handle));
         Ok(Proxy { port, stats, accept })
     }
 
@@ -99,7 +99,14 @@ impl Drop for Proxy {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
+/// Serves HTTP/1.1 on `listener` until aborted, answering each request with
+/// `handle(request, state)`. Shared by the proxy and the runtime shim.
+pub(crate) async fn serve<S, H, F>(listener: tokio::net::TcpListener, state: Arc<S>, handle: H)
+where
+    S: Send + Sync + 'static,
+    H: Fn(Request<Incoming>, Arc<S>) -> F + Copy + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;

@@ -19,10 +19,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
 use crate::Result;
-use crate::proxy::{HttpClient, http_client, relay};
+use crate::proxy::{HttpClient, http_client, relay, serve};
 
 const DEADLINE: &str = "lambda-runtime-deadline-ms";
 
@@ -48,20 +47,7 @@ impl RuntimeShim {
             timeout,
             client: http_client(),
         });
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| handle(request, state.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let accept = tokio::spawn(serve(listener, state, handle));
         Ok(RuntimeShim { port, accept })
     }
 
