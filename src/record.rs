@@ -2,14 +2,15 @@
 //!
 //! A plain record carries one event; a KPL aggregate carries many, each
 //! known by its parent's sequence number and its sub-sequence index. A
-//! corrupt aggregate is one rejected record: none of its contents can be
-//! trusted, and its bytes are kept whole for the rejects stream.
-
-use std::borrow::Cow;
+//! corrupt aggregate, or one beyond the bridge's bounds, is one rejected
+//! record: none of its contents can be trusted, and its bytes are kept
+//! whole for the rejects stream. Events borrow their bytes and keys from
+//! the batch, aggregates included.
 
 use crate::batch::SourceRecord;
 use crate::event::Reason;
-use crate::kpl;
+use crate::kpl::{self, Bounds, KplError};
+use crate::limits::{MAX_AGGREGATE_EXPANSION, MAX_USER_RECORDS_PER_INVOCATION};
 
 /// Where an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,11 +22,11 @@ pub struct Origin {
 }
 
 /// One event as it came in, before validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Incoming<'a> {
     pub origin: Origin,
-    pub partition_key: Cow<'a, str>,
-    pub data: Cow<'a, [u8]>,
+    pub partition_key: &'a str,
+    pub data: &'a [u8],
 }
 
 /// What a Kinesis record turned out to hold.
@@ -37,26 +38,46 @@ pub enum Unpacked<'a> {
     Events(Vec<Incoming<'a>>),
     /// The record as a whole could not be opened.
     Rejected(Incoming<'a>, Reason),
+    /// An aggregate with more user records than the invocation can still
+    /// take, though not more than one invocation takes: it waits for the
+    /// next invocation.
+    Deferred,
 }
 
-/// Opens the record at `index` of the batch.
-pub fn unpack<R: SourceRecord>(index: usize, record: &R) -> Unpacked<'_> {
+/// Opens the record at `index` of the batch. An aggregate may give at most
+/// `user_records_left` user records.
+pub fn unpack<R: SourceRecord>(index: usize, record: &R, user_records_left: usize) -> Unpacked<'_> {
     let data = record.data();
     let partition_key = record.partition_key();
-    let whole = || Incoming {
+    let whole = Incoming {
         origin: Origin {
             record: index,
             sub_sequence_number: None,
         },
-        partition_key: Cow::Borrowed(partition_key),
-        data: Cow::Borrowed(data),
+        partition_key,
+        data,
     };
     if !kpl::is_aggregate(data) {
-        return Unpacked::Event(whole());
+        return Unpacked::Event(whole);
     }
-    match kpl::deaggregate(data) {
-        Err(e) => Unpacked::Rejected(whole(), Reason::CorruptAggregate(e)),
-        Ok(users) if users.is_empty() => Unpacked::Rejected(whole(), Reason::EmptyAggregate),
+    let bounds = Bounds {
+        max_user_records: user_records_left.min(MAX_USER_RECORDS_PER_INVOCATION),
+        max_expansion: MAX_AGGREGATE_EXPANSION,
+    };
+    match kpl::deaggregate(data, bounds) {
+        Err(KplError::TooManyUserRecords { count, .. }) if count <= MAX_USER_RECORDS_PER_INVOCATION => {
+            Unpacked::Deferred
+        }
+        Err(KplError::TooManyUserRecords { count, .. }) => Unpacked::Rejected(
+            whole,
+            Reason::AggregateOverLimit(KplError::TooManyUserRecords {
+                count,
+                limit: MAX_USER_RECORDS_PER_INVOCATION,
+            }),
+        ),
+        Err(e) if e.is_over_limit() => Unpacked::Rejected(whole, Reason::AggregateOverLimit(e)),
+        Err(e) => Unpacked::Rejected(whole, Reason::CorruptAggregate(e)),
+        Ok(users) if users.is_empty() => Unpacked::Rejected(whole, Reason::EmptyAggregate),
         Ok(users) => Unpacked::Events(
             users
                 .into_iter()
@@ -66,8 +87,8 @@ pub fn unpack<R: SourceRecord>(index: usize, record: &R) -> Unpacked<'_> {
                         record: index,
                         sub_sequence_number: Some(sub as u64),
                     },
-                    partition_key: Cow::Owned(user.partition_key),
-                    data: Cow::Owned(user.data),
+                    partition_key: user.partition_key,
+                    data: user.data,
                 })
                 .collect(),
         ),
@@ -106,7 +127,7 @@ mod tests {
     #[test]
     fn plain_record_is_one_event_borrowing_its_bytes() {
         let r = record(b"{}");
-        let Unpacked::Event(event) = unpack(7, &r) else {
+        let Unpacked::Event(event) = unpack(7, &r, usize::MAX) else {
             panic!("not a plain event")
         };
         let origin = Origin {
@@ -114,18 +135,19 @@ mod tests {
             sub_sequence_number: None,
         };
         assert_eq!(event.origin, origin);
-        assert!(matches!(event.data, Cow::Borrowed(b"{}")));
+        assert_eq!(event.data, b"{}");
+        assert_eq!(event.data.as_ptr(), r.data().as_ptr(), "borrowed, not copied");
     }
 
     #[test]
     fn aggregate_yields_user_records_with_sub_sequence_numbers() {
         let r = record(&kpl::aggregate([("a", &b"1"[..]), ("b", b"2")]));
-        let Unpacked::Events(events) = unpack(0, &r) else {
+        let Unpacked::Events(events) = unpack(0, &r, usize::MAX) else {
             panic!("rejected")
         };
         let subs: Vec<_> = events
             .iter()
-            .map(|e| (e.origin.sub_sequence_number, &*e.partition_key))
+            .map(|e| (e.origin.sub_sequence_number, e.partition_key))
             .collect();
         assert_eq!(subs, vec![(Some(0), "a"), (Some(1), "b")]);
     }
@@ -136,17 +158,41 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         let r = record(&bytes);
-        let Unpacked::Rejected(incoming, reason) = unpack(0, &r) else {
+        let Unpacked::Rejected(incoming, reason) = unpack(0, &r, usize::MAX) else {
             panic!("accepted")
         };
         assert_eq!(reason.code(), "corrupt_aggregate");
-        assert_eq!(&incoming.data[..], &bytes[..]);
+        assert_eq!(incoming.data, &bytes[..]);
+    }
+
+    #[test]
+    fn an_aggregate_too_large_for_any_invocation_is_rejected_whole_with_its_own_reason() {
+        let users = MAX_USER_RECORDS_PER_INVOCATION + 1;
+        let bytes = kpl::aggregate((0..users).map(|_| ("k", &b""[..])));
+        let r = record(&bytes);
+        let Unpacked::Rejected(incoming, reason) = unpack(3, &r, usize::MAX) else {
+            panic!("accepted")
+        };
+        assert_eq!(reason.code(), "aggregate_over_limit");
+        assert_eq!(incoming.data, &bytes[..]);
+        assert_eq!(incoming.origin.sub_sequence_number, None);
+    }
+
+    #[test]
+    fn an_aggregate_too_large_for_what_is_left_of_the_invocation_waits_for_the_next() {
+        let bytes = kpl::aggregate((0..10).map(|_| ("k", &b"{}"[..])));
+        let r = record(&bytes);
+        assert!(matches!(unpack(0, &r, 9), Unpacked::Deferred));
+        assert!(matches!(unpack(0, &r, 10), Unpacked::Events(e) if e.len() == 10));
     }
 
     #[test]
     fn empty_aggregate_is_rejected_not_dropped() {
         let r = record(&kpl::aggregate([]));
-        assert!(matches!(unpack(0, &r), Unpacked::Rejected(_, Reason::EmptyAggregate)));
+        assert!(matches!(
+            unpack(0, &r, usize::MAX),
+            Unpacked::Rejected(_, Reason::EmptyAggregate)
+        ));
     }
 
     #[test]
