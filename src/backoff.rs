@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::limits::MIN_CALL_TIME;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     pub base: Duration,
@@ -54,12 +56,12 @@ impl Budget {
         self.until.map(|until| until.saturating_duration_since(now))
     }
 
-    /// Whether a resend may wait `delay` from `now` and still have time for
-    /// its call. A resend that could only start at the limit is not made.
+    /// Whether a call may start after waiting `delay` from `now`: it must
+    /// still have [`MIN_CALL_TIME`] before the limit.
     pub fn allows(&self, now: Instant, delay: Duration) -> bool {
         match self.left(now) {
             None => true,
-            Some(left) => delay < left,
+            Some(left) => delay.saturating_add(MIN_CALL_TIME) <= left,
         }
     }
 }
@@ -96,13 +98,15 @@ mod tests {
     }
 
     #[test]
-    fn budget_stops_resends_that_would_reach_the_margin() {
+    fn budget_keeps_a_whole_call_time_before_the_margin() {
         let now = Instant::now();
-        let budget = Budget::new(Some(now + Duration::from_millis(1_500)), Duration::from_millis(1_000));
-        assert_eq!(budget.left(now), Some(Duration::from_millis(500)));
-        assert!(budget.allows(now, Duration::from_millis(499)));
-        assert!(!budget.allows(now, Duration::from_millis(500)));
-        assert!(!budget.allows(now + Duration::from_secs(2), Duration::ZERO));
+        let margin = Duration::from_millis(1_000);
+        let budget = Budget::new(Some(now + margin + MIN_CALL_TIME + Duration::from_millis(500)), margin);
+        assert_eq!(budget.left(now), Some(MIN_CALL_TIME + Duration::from_millis(500)));
+        assert!(budget.allows(now, Duration::from_millis(500)));
+        assert!(!budget.allows(now, Duration::from_millis(501)));
+        assert!(budget.allows(now + Duration::from_millis(500), Duration::ZERO));
+        assert!(!budget.allows(now + Duration::from_millis(501), Duration::ZERO));
     }
 
     #[test]

@@ -28,11 +28,13 @@ pub mod vars {
     pub const DEADLINE_SAFETY_MARGIN_MS: &str = "DEADLINE_SAFETY_MARGIN_MS";
     pub const BACKOFF_BASE_MS: &str = "BACKOFF_BASE_MS";
     pub const BACKOFF_MAX_MS: &str = "BACKOFF_MAX_MS";
+    pub const UNDELIVERED_BUCKET: &str = "UNDELIVERED_BUCKET";
 
     /// All of the above, in the order the README's table lists them.
     pub const ALL: &[&str] = &[
         DELIVERY_STREAMS,
         REJECTS_DELIVERY_STREAM,
+        UNDELIVERED_BUCKET,
         EVENT_SCHEMA_FILE,
         PACK_EVENTS,
         MAX_RECORD_BYTES,
@@ -64,8 +66,12 @@ pub enum OnPartialFailure {
 pub struct Config {
     /// The Firehose delivery streams the events are spread over (at least one).
     pub delivery_streams: Vec<String>,
-    /// Where rejected records go, one JSON line each; `None` logs them only.
+    /// Where rejected records go, one JSON line each; `None` keeps them
+    /// with the undelivered ones (S3, else the log).
     pub rejects_delivery_stream: Option<String>,
+    /// The bucket whose `dead-letters/` and `rejects-unsent/` prefixes keep
+    /// what could not be delivered; `None` keeps it in the log only.
+    pub undelivered_bucket: Option<String>,
     /// A JSON Schema replacing the default event contract.
     pub event_schema_file: Option<PathBuf>,
     /// Pack many events into each Firehose record.
@@ -108,6 +114,24 @@ impl Config {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
         let delivery_streams = parse_stream_list(get(DELIVERY_STREAMS))?;
+        let rejects_delivery_stream = get(REJECTS_DELIVERY_STREAM);
+        if let Some(rejects) = &rejects_delivery_stream {
+            check_stream_name(REJECTS_DELIVERY_STREAM, rejects, rejects)?;
+            if delivery_streams.contains(rejects) {
+                return Err(invalid(
+                    REJECTS_DELIVERY_STREAM,
+                    rejects,
+                    &format!(
+                        "it is also in {DELIVERY_STREAMS}; reject lines would land among the events. \
+                         Give rejects a delivery stream of their own"
+                    ),
+                ));
+            }
+        }
+        let undelivered_bucket = get(UNDELIVERED_BUCKET);
+        if let Some(bucket) = &undelivered_bucket {
+            check_bucket_name(bucket)?;
+        }
         let on_partial_failure = match get(ON_PARTIAL_FAILURE).as_deref() {
             None | Some("log") => OnPartialFailure::Log,
             Some("retry") => OnPartialFailure::Retry,
@@ -131,7 +155,8 @@ impl Config {
 
         Ok(Config {
             delivery_streams,
-            rejects_delivery_stream: get(REJECTS_DELIVERY_STREAM),
+            rejects_delivery_stream,
+            undelivered_bucket,
             event_schema_file: get(EVENT_SCHEMA_FILE).map(PathBuf::from),
             pack_events,
             max_record_bytes: number(
@@ -167,16 +192,41 @@ fn parse_stream_list(value: Option<String>) -> Result<Vec<String>, ConfigError> 
     let value = value.ok_or(ConfigError::Missing(vars::DELIVERY_STREAMS))?;
     let streams: Vec<String> = value.split(',').map(|s| s.trim().to_owned()).collect();
     for name in &streams {
-        let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
-        if name.is_empty() || name.len() > 64 || !name.chars().all(valid_char) {
-            return Err(invalid(
-                vars::DELIVERY_STREAMS,
-                &value,
-                &format!("{name:?} is not a delivery stream name (1-64 characters of a-z A-Z 0-9 _ . -)"),
-            ));
-        }
+        check_stream_name(vars::DELIVERY_STREAMS, &value, name)?;
     }
     Ok(streams)
+}
+
+fn check_stream_name(var: &'static str, value: &str, name: &str) -> Result<(), ConfigError> {
+    let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    if name.is_empty() || name.len() > 64 || !name.chars().all(valid_char) {
+        return Err(invalid(
+            var,
+            value,
+            &format!("{name:?} is not a delivery stream name (1-64 characters of a-z A-Z 0-9 _ . -)"),
+        ));
+    }
+    Ok(())
+}
+
+/// S3 general purpose bucket names: 3 to 63 characters of lowercase
+/// letters, digits, dots and hyphens, beginning and ending with a letter or
+/// digit (S3 User Guide, "Bucket naming rules").
+fn check_bucket_name(name: &str) -> Result<(), ConfigError> {
+    let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-');
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !(3..=63).contains(&name.len())
+        || !name.chars().all(valid_char)
+        || !edge(name.chars().next())
+        || !edge(name.chars().last())
+    {
+        return Err(invalid(
+            vars::UNDELIVERED_BUCKET,
+            name,
+            "expected an S3 bucket name (3-63 characters of a-z 0-9 . -, starting and ending with a letter or digit)",
+        ));
+    }
+    Ok(())
 }
 
 fn number<T>(
@@ -278,6 +328,32 @@ mod tests {
         assert!(config(&[("DELIVERY_STREAMS", "a"), ("PACK_EVENTS", "yes")]).is_err());
         assert!(config(&[("DELIVERY_STREAMS", "a"), ("MAX_EVENTS_PER_RECORD", "0")]).is_err());
         assert!(config(&[("DELIVERY_STREAMS", "a"), ("MAX_EVENTS_PER_RECORD", "501")]).is_err());
+    }
+
+    #[test]
+    fn a_rejects_stream_among_the_delivery_streams_is_an_error_naming_both() {
+        let err = config(&[("DELIVERY_STREAMS", "a,b"), ("REJECTS_DELIVERY_STREAM", "b")]).unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("REJECTS_DELIVERY_STREAM is \"b\""), "{message}");
+        assert!(message.contains("DELIVERY_STREAMS"), "{message}");
+    }
+
+    #[test]
+    fn the_rejects_stream_follows_firehose_name_rules() {
+        let err = config(&[("DELIVERY_STREAMS", "a"), ("REJECTS_DELIVERY_STREAM", "re jects")]).unwrap_err();
+        assert!(err.to_string().starts_with("REJECTS_DELIVERY_STREAM"), "{err}");
+        let c = config(&[("DELIVERY_STREAMS", "a"), ("REJECTS_DELIVERY_STREAM", "rejects")]).unwrap();
+        assert_eq!(c.rejects_delivery_stream.as_deref(), Some("rejects"));
+    }
+
+    #[test]
+    fn the_undelivered_bucket_follows_s3_name_rules() {
+        for bad in ["Bucket", "ab", "-bucket", "bucket-", "bu_cket"] {
+            let err = config(&[("DELIVERY_STREAMS", "a"), ("UNDELIVERED_BUCKET", bad)]).unwrap_err();
+            assert!(err.to_string().starts_with("UNDELIVERED_BUCKET"), "{bad}: {err}");
+        }
+        let c = config(&[("DELIVERY_STREAMS", "a"), ("UNDELIVERED_BUCKET", "my.bucket-1")]).unwrap();
+        assert_eq!(c.undelivered_bucket.as_deref(), Some("my.bucket-1"));
     }
 
     #[test]

@@ -1,23 +1,22 @@
-//! Dead letters: records Firehose would not take, kept in the log so they
-//! can be replayed.
+//! Dead letters: records Firehose would not take, kept so they can be
+//! replayed.
 //!
-//! Each line carries the exact bytes that were to be delivered (base64) and
-//! the Kinesis sequence numbers of the events inside. CloudWatch Logs cuts
-//! log events at 256 KiB, so a large record is written as several dead
-//! letters split at event boundaries, and a single event too large for one
-//! line is split into numbered parts that [`reassemble`] joins again.
+//! Each dead letter carries the exact bytes that were to be delivered
+//! (base64) and the Kinesis sequence numbers of the events inside. A line
+//! must fit a CloudWatch Logs event, so a large record is written as
+//! several dead letters split at event boundaries, and a single event too
+//! large for one line is written in numbered parts ([`crate::part`]) that
+//! [`reassemble`] joins again. The same lines go to the invocation's S3
+//! object (`dead-letters/`) or, when that cannot be written, to the log.
 
 use base64_simd::STANDARD;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// CloudWatch Logs: "The maximum event size is 256 KB" (Quotas page).
-pub const CLOUDWATCH_MAX_EVENT_SIZE: usize = 256 * 1024;
+pub use crate::limits::MAX_DATA_PER_LINE;
+use crate::part::{self, JoinError, Part};
 
-/// Raw bytes one dead letter may carry: base64 turns 3 bytes into 4, and the
-/// rest of the line (stream, error, sequence numbers) needs room too.
-pub const MAX_DATA_PER_LINE: usize = 160 * 1024;
-
+/// The `kind` of a dead letter's line.
 pub const KIND: &str = "dead_letter";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,15 +34,6 @@ pub struct DeadLetter {
     pub part: Option<Part>,
 }
 
-/// One piece of an event line too large for a single log line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Part {
-    /// Shared by all parts of the same line.
-    pub group: String,
-    pub index: usize,
-    pub count: usize,
-}
-
 /// The failure a dead letter records.
 #[derive(Debug, Clone, Copy)]
 pub struct Cause<'a> {
@@ -52,19 +42,32 @@ pub struct Cause<'a> {
     pub error_message: &'a str,
 }
 
+/// Distinct sequence numbers one dead letter lists: 200 of the longest
+/// (129 digits) take 27 KB, which with the base64 of
+/// [`MAX_DATA_PER_LINE`] bytes keeps the line within a CloudWatch event.
+pub const MAX_SEQUENCE_NUMBERS_PER_LINE: usize = 200;
+
 impl DeadLetter {
     /// Dead letters for one undelivered record of newline-terminated event
     /// lines. `sequence_of(i)` is the sequence number of line `i`;
     /// `group_prefix` makes part groups unique (e.g. request id and record).
-    pub fn for_record(
+    /// Each letter holds whole lines, at most [`MAX_DATA_PER_LINE`] bytes
+    /// and [`MAX_SEQUENCE_NUMBERS_PER_LINE`] sequence numbers of them; a
+    /// line larger than that alone is written in parts.
+    pub fn for_record<'s>(
         cause: Cause<'_>,
         data: &[u8],
-        sequence_of: impl Fn(usize) -> String,
+        sequence_of: impl Fn(usize) -> &'s str,
         group_prefix: &str,
     ) -> Vec<DeadLetter> {
-        let new = |range: std::ops::Range<usize>, bytes: &[u8], part: Option<Part>| {
-            let mut sequence_numbers: Vec<String> = range.map(&sequence_of).collect();
-            sequence_numbers.dedup();
+        let new = |lines: std::ops::Range<usize>, bytes: &[u8], part: Option<Part>| {
+            let mut sequence_numbers: Vec<String> = Vec::new();
+            for line in lines {
+                let sequence = sequence_of(line);
+                if sequence_numbers.last().map(String::as_str) != Some(sequence) {
+                    sequence_numbers.push(bounded(sequence).to_owned());
+                }
+            }
             DeadLetter {
                 kind: KIND.to_owned(),
                 delivery_stream: cause.delivery_stream.to_owned(),
@@ -77,8 +80,9 @@ impl DeadLetter {
         };
 
         let mut letters = Vec::new();
-        let mut chunk_start = 0; // byte offset
-        let mut chunk_first = 0; // line index
+        // The chunk being gathered: from byte `chunk_start`, line
+        // `chunk_first`, holding `chunk_sequences` distinct sequence numbers.
+        let (mut chunk_start, mut chunk_first, mut chunk_sequences) = (0, 0, 0);
         let mut line_start = 0;
         let mut line = 0;
         let line_ends = data
@@ -88,27 +92,26 @@ impl DeadLetter {
             .map(|(i, _)| i + 1)
             .chain((data.last() != Some(&b'\n') && !data.is_empty()).then_some(data.len()));
         for line_end in line_ends {
+            let new_sequence = line == chunk_first || sequence_of(line) != sequence_of(line - 1);
             if line_end - line_start > MAX_DATA_PER_LINE {
                 // Flush what came before, then this line in parts.
                 if chunk_start < line_start {
                     letters.push(new(chunk_first..line, &data[chunk_start..line_start], None));
                 }
-                let pieces: Vec<&[u8]> = data[line_start..line_end].chunks(MAX_DATA_PER_LINE).collect();
-                let group = format!("{group_prefix}/{line}");
-                for (index, piece) in pieces.iter().enumerate() {
-                    let part = Part {
-                        group: group.clone(),
-                        index,
-                        count: pieces.len(),
-                    };
-                    letters.push(new(line..line + 1, piece, Some(part)));
+                for (part, piece) in part::split(&data[line_start..line_end], || format!("{group_prefix}/{line}")) {
+                    letters.push(new(line..line + 1, piece, part));
                 }
-                chunk_start = line_end;
-                chunk_first = line + 1;
-            } else if line_end - chunk_start > MAX_DATA_PER_LINE {
-                letters.push(new(chunk_first..line, &data[chunk_start..line_start], None));
-                chunk_start = line_start;
-                chunk_first = line;
+                (chunk_start, chunk_first, chunk_sequences) = (line_end, line + 1, 0);
+            } else {
+                let full = line_end - chunk_start > MAX_DATA_PER_LINE
+                    || (new_sequence && chunk_sequences == MAX_SEQUENCE_NUMBERS_PER_LINE);
+                if full && chunk_start < line_start {
+                    letters.push(new(chunk_first..line, &data[chunk_start..line_start], None));
+                    (chunk_start, chunk_first, chunk_sequences) = (line_start, line, 0);
+                }
+                if line == chunk_first || new_sequence {
+                    chunk_sequences += 1;
+                }
             }
             line_start = line_end;
             line += 1;
@@ -127,48 +130,38 @@ impl DeadLetter {
     }
 }
 
+/// A sequence number as long as Kinesis makes them, at most.
+fn bounded(sequence: &str) -> &str {
+    let mut end = sequence.len().min(crate::limits::MAX_SEQUENCE_NUMBER);
+    while !sequence.is_char_boundary(end) {
+        end -= 1;
+    }
+    &sequence[..end]
+}
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ReplayError {
     #[error("dead letter data is not base64: {0}")]
     BadData(String),
-    #[error("dead letter part group {group} has {have} of its {count} parts")]
-    MissingParts { group: String, have: usize, count: usize },
+    #[error("dead letters: {0}")]
+    Parts(#[from] JoinError),
 }
 
 /// The records to deliver again, from dead letters in any order: whole
 /// letters as they are, parted lines joined once all their parts are here.
 pub fn reassemble(letters: &[DeadLetter]) -> Result<Vec<Vec<u8>>, ReplayError> {
-    let mut records = Vec::new();
-    let mut groups: std::collections::BTreeMap<&str, Vec<&DeadLetter>> = Default::default();
-    for letter in letters {
-        match &letter.part {
-            None => records.push(letter.bytes()?),
-            Some(part) => groups.entry(part.group.as_str()).or_default().push(letter),
-        }
-    }
-    for (group, mut parts) in groups {
-        parts.sort_by_key(|l| l.part.as_ref().map_or(0, |p| p.index));
-        parts.dedup_by_key(|l| l.part.as_ref().map_or(0, |p| p.index));
-        let count = parts[0].part.as_ref().map_or(0, |p| p.count);
-        if parts.len() != count {
-            return Err(ReplayError::MissingParts {
-                group: group.to_owned(),
-                have: parts.len(),
-                count,
-            });
-        }
-        let mut line = Vec::new();
-        for p in parts {
-            line.extend_from_slice(&p.bytes()?);
-        }
-        records.push(line);
-    }
-    Ok(records)
+    let pieces = letters
+        .iter()
+        .map(|l| Ok((l.part.clone(), l.bytes()?)))
+        .collect::<Result<Vec<_>, ReplayError>>()?;
+    Ok(part::join(pieces)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::limits::CLOUDWATCH_MAX_EVENT_SIZE;
 
     const CAUSE: Cause = Cause {
         delivery_stream: "s1",
@@ -186,10 +179,32 @@ mod tests {
         out
     }
 
+    fn numbered(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    #[test]
+    fn many_small_events_with_long_sequence_numbers_still_fit_cloudwatch() {
+        // 4,000 events of 50 bytes, each from its own Kinesis record with a
+        // sequence number of the longest kind.
+        let data = lines(4_000, 50);
+        let names: Vec<String> = (0..4_000).map(|i| format!("{:0>129}", i)).collect();
+        let letters = DeadLetter::for_record(CAUSE, &data, |i| &names[i], "r");
+        let mut joined = Vec::new();
+        for l in &letters {
+            assert!(l.sequence_numbers.len() <= MAX_SEQUENCE_NUMBERS_PER_LINE);
+            let size = serde_json::to_vec(l).unwrap().len();
+            assert!(size < CLOUDWATCH_MAX_EVENT_SIZE - 1024, "{size}");
+            joined.extend(l.bytes().unwrap());
+        }
+        assert_eq!(joined, data);
+        assert_eq!(letters.len(), 20);
+    }
+
     #[test]
     fn small_record_is_one_dead_letter_with_its_exact_bytes() {
         let data = b"{\"a\":1}\n{\"b\":2}\n";
-        let letters = DeadLetter::for_record(CAUSE, data, |i| format!("{}", 100 + i), "r");
+        let letters = DeadLetter::for_record(CAUSE, data, |i| ["100", "101"][i], "r");
         assert_eq!(letters.len(), 1);
         assert_eq!(letters[0].bytes().unwrap(), data);
         assert_eq!(letters[0].sequence_numbers, vec!["100", "101"]);
@@ -198,14 +213,15 @@ mod tests {
 
     #[test]
     fn repeated_sequence_numbers_of_an_aggregate_are_listed_once() {
-        let letters = DeadLetter::for_record(CAUSE, b"a\nb\nc\n", |_| "7".to_owned(), "r");
+        let letters = DeadLetter::for_record(CAUSE, b"a\nb\nc\n", |_| "7", "r");
         assert_eq!(letters[0].sequence_numbers, vec!["7"]);
     }
 
     #[test]
     fn large_record_splits_at_event_boundaries_and_every_line_fits_cloudwatch() {
         let data = lines(400, 2560); // 1,024,000 bytes
-        let letters = DeadLetter::for_record(CAUSE, &data, |i| i.to_string(), "r");
+        let names = numbered("", 400);
+        let letters = DeadLetter::for_record(CAUSE, &data, |i| &names[i], "r");
         assert!(letters.len() > 1);
         let mut joined = Vec::new();
         let mut seqs = Vec::new();
@@ -227,7 +243,8 @@ mod tests {
         let mut data = b"small\n".to_vec();
         data.extend(lines(1, 500_000));
         data.extend_from_slice(b"tail\n");
-        let letters = DeadLetter::for_record(CAUSE, &data, |i| format!("s{i}"), "req/0");
+        let names = numbered("s", 3);
+        let letters = DeadLetter::for_record(CAUSE, &data, |i| &names[i], "req/0");
         let parted: Vec<_> = letters.iter().filter(|l| l.part.is_some()).collect();
         assert_eq!(parted.len(), 4);
         assert!(parted.iter().all(|l| l.sequence_numbers == vec!["s1"]));
@@ -247,17 +264,17 @@ mod tests {
     #[test]
     fn reassembly_refuses_incomplete_groups() {
         let data = lines(1, 400_000);
-        let mut letters = DeadLetter::for_record(CAUSE, &data, |_| "1".into(), "g");
+        let mut letters = DeadLetter::for_record(CAUSE, &data, |_| "1", "g");
         letters.pop();
         assert!(matches!(
             reassemble(&letters),
-            Err(ReplayError::MissingParts { have: 2, count: 3, .. })
+            Err(ReplayError::Parts(JoinError::MissingParts { have: 2, count: 3, .. }))
         ));
     }
 
     #[test]
     fn parses_back_from_its_json_line() {
-        let letters = DeadLetter::for_record(CAUSE, b"x\n", |_| "1".into(), "g");
+        let letters = DeadLetter::for_record(CAUSE, b"x\n", |_| "1", "g");
         let line = serde_json::to_string(&letters[0]).unwrap();
         assert!(line.contains(r#""kind":"dead_letter""#));
         assert_eq!(serde_json::from_str::<DeadLetter>(&line).unwrap(), letters[0]);

@@ -5,8 +5,12 @@
 //! at once. Entries Firehose refused (or whole calls that failed) are sent
 //! again in the next round, to the next stream of the rotation, after a
 //! jittered backoff, until they are accepted, the attempts run out, or the
-//! invocation's time does. What is left is reported as failed, with the last
-//! error seen; the caller decides whether that is a dead letter or a retry.
+//! invocation's time does: no call starts with less than
+//! [`MIN_CALL_TIME`](crate::limits::MIN_CALL_TIME) before the limit, the
+//! first included. What is left is reported as failed, with the last error
+//! seen; the caller decides whether that is a dead letter or a retry.
+
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use tokio::time::{Instant, sleep, timeout};
@@ -40,8 +44,9 @@ pub struct Failure {
     pub message: String,
 }
 
+/// What delivering a set of records did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Delivery {
     /// One per input record, in input order.
     pub fates: Vec<Fate>,
     /// `PutRecordBatch` calls made, resends included.
@@ -50,7 +55,7 @@ pub struct Outcome {
     pub rounds: u32,
 }
 
-impl Outcome {
+impl Delivery {
     pub fn delivered(&self) -> usize {
         self.fates
             .iter()
@@ -66,7 +71,7 @@ pub async fn deliver<F: Firehose>(
     rotation: Rotation,
     policy: Policy,
     records: &[&[u8]],
-) -> Outcome {
+) -> Delivery {
     let mut stream_of: Vec<usize> = (0..records.len()).map(|i| rotation.first(i)).collect();
     let mut last_error: Vec<Option<(String, String)>> = vec![None; records.len()];
     let mut delivered = vec![false; records.len()];
@@ -77,11 +82,15 @@ pub async fn deliver<F: Firehose>(
         if pending.is_empty() {
             break;
         }
+        let delay = if attempt > 1 {
+            policy.backoff.delay(attempt - 1)
+        } else {
+            Duration::ZERO
+        };
+        if !policy.budget.allows(Instant::now(), delay) {
+            break;
+        }
         if attempt > 1 {
-            let delay = policy.backoff.delay(attempt - 1);
-            if !policy.budget.allows(Instant::now(), delay) {
-                break;
-            }
             sleep(delay).await;
             for &i in &pending {
                 stream_of[i] = rotation.next(stream_of[i]);
@@ -146,7 +155,7 @@ pub async fn deliver<F: Firehose>(
             }
         })
         .collect();
-    Outcome { fates, calls, rounds }
+    Delivery { fates, calls, rounds }
 }
 
 /// The requests of one round: for each, the stream and the records' indexes.

@@ -22,7 +22,9 @@ use crate::limits::MAX_RECORD_SIZE;
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum Reason {
     #[error("{0}")]
-    CorruptAggregate(#[from] KplError),
+    CorruptAggregate(KplError),
+    #[error("{0}")]
+    AggregateOverLimit(KplError),
     #[error("KPL aggregate holds no user records")]
     EmptyAggregate,
     #[error("event is not valid UTF-8 (first bad byte at offset {0})")]
@@ -51,6 +53,7 @@ impl Reason {
     pub fn code(&self) -> &'static str {
         match self {
             Reason::CorruptAggregate(_) => "corrupt_aggregate",
+            Reason::AggregateOverLimit(_) => "aggregate_over_limit",
             Reason::EmptyAggregate => "empty_aggregate",
             Reason::NotUtf8(_) => "not_utf8",
             Reason::NotJson(_) => "not_json",
@@ -291,9 +294,10 @@ impl<'de> serde::Deserialize<'de> for Field<'de> {
     }
 }
 
-/// The event as one line: JSON whitespace outside strings removed. Input
-/// must already be known to be valid JSON; an event that is already compact
-/// (the usual case) is returned as it is, without a copy.
+/// The event as one line: JSON whitespace outside strings removed. An
+/// event that is already compact (the usual case) is returned as it is,
+/// without a copy. Meant for valid JSON, whose document it keeps; any other
+/// input gives some bytes back, never a panic.
 pub fn compact(json: &[u8]) -> Cow<'_, [u8]> {
     if !has_insignificant_whitespace(json) {
         return Cow::Borrowed(json);
@@ -331,7 +335,8 @@ fn has_insignificant_whitespace(json: &[u8]) -> bool {
         i += 1;
         if b == b'"' {
             loop {
-                match memchr::memchr2(b'"', b'\\', &json[i..]) {
+                // An escape at the very end leaves `i` past the input.
+                match memchr::memchr2(b'"', b'\\', json.get(i..).unwrap_or_default()) {
                     None => return false,
                     Some(k) if json[i + k] == b'\\' => i += k + 2,
                     Some(k) => {
@@ -478,6 +483,14 @@ mod tests {
         assert!(has_insignificant_whitespace(br#"{"a":"x\\", "b":1}"#));
         assert!(has_insignificant_whitespace(b"{\"a\":1}\n"));
         assert!(!has_insignificant_whitespace(br#"{"a":"\\"}"#));
+    }
+
+    #[test]
+    fn compact_is_total_on_input_that_is_not_json() {
+        for input in [&b"\"a\\"[..], b"\"\\", b"\"", b" \"a\\", b"\\", b""] {
+            let once = compact(input).into_owned();
+            assert_eq!(compact(&once).into_owned(), once, "{input:?}");
+        }
     }
 
     #[test]

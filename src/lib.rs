@@ -6,10 +6,12 @@
 //! ## The path a record takes
 //!
 //! ```text
-//! KinesisEvent ─▶ record ─▶ event ─▶ pack ─▶ route ─▶ request ─▶ delivery ─▶ report
-//!   (≤500 recs)   unpack    check    lines    stream    ≤500 recs   resend     summary,
-//!                 KPL       contract into     round-    ≤4 MiB      failed     metrics,
-//!                                    records  robin                 entries    dead letters
+//! KinesisEvent ─▶ record ─▶ event ─▶ pack ─▶ route ─▶ request ─▶ delivery ─▶ undelivered ─▶ report
+//!   (≤500 recs)   unpack    check    lines    stream    ≤500 recs   resend     dead letters,   summary,
+//!                 KPL       contract into     round-    ≤4 MiB      failed     unsent rejects  metrics
+//!                 (bounded)   │      records  robin                 entries    to S3 (store),
+//!                             ▼                                                else the log
+//!                           reject ─▶ rejects stream (pack, delivery) ─▶ unsent ones: undelivered
 //! ```
 //!
 //! ## Layout
@@ -21,16 +23,19 @@
 //!   opens aggregates).
 //! - [`event`]: the event contract (default or JSON Schema) and the
 //!   compact line a valid event becomes.
-//! - [`reject`]: the line a rejected record leaves in the rejects stream
-//!   and the log.
+//! - [`reject`]: the lines a rejected record is kept in, wherever it lands;
+//!   [`part`] cuts payloads too large for one line into numbered parts.
 //! - [`pack`]: lines into Firehose records.
 //! - [`route`]: the rotation of records over delivery streams.
 //! - [`request`]: records into `PutRecordBatch` requests within limits.
 //! - [`delivery`]: sends, resends what failed ([`backoff`] says when).
 //! - [`firehose`]: the port to Firehose and its AWS SDK adapter.
-//! - [`dead_letter`]: records that could not be delivered, kept in the log
-//!   for replay.
-//! - [`report`] and [`metrics`]: the per-invocation summary and EMF line.
+//! - [`dead_letter`]: records that could not be delivered, as replayable
+//!   lines.
+//! - [`undelivered`]: dead letters and unsent rejects kept as an S3 object
+//!   per invocation ([`store`] is the port to S3), else in the log.
+//! - [`report`] and [`metrics`]: the per-invocation summary, the JSON lines
+//!   the function writes, and the EMF line.
 //! - [`config`], [`limits`], [`telemetry`]: cold-start settings, AWS limits
 //!   and logging.
 
@@ -46,12 +51,15 @@ pub mod kpl;
 pub mod limits;
 pub mod metrics;
 pub mod pack;
+pub mod part;
 pub mod record;
 pub mod reject;
 pub mod report;
 pub mod request;
 pub mod route;
+pub mod store;
 pub mod telemetry;
+pub mod undelivered;
 
-pub use bridge::{Bridge, NothingDelivered, Processed};
+pub use bridge::{Bridge, InvocationError, NothingDelivered, Processed};
 pub use config::Config;

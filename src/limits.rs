@@ -1,7 +1,14 @@
-//! Amazon Data Firehose service limits the bridge must stay inside.
+//! The limits the bridge must stay inside: AWS service limits, each with
+//! the sentence of the documentation it comes from, and the bounds the
+//! bridge sets itself, each with the reason for its value.
 //!
-//! Source: Amazon Data Firehose API Reference, `PutRecordBatch`, and the
-//! developer guide's "Amazon Data Firehose Quota" page.
+//! Sources: Amazon Data Firehose API Reference (`PutRecordBatch`) and its
+//! developer guide's "Amazon Data Firehose Quota" page; the Kinesis Data
+//! Streams API Reference; the Lambda and CloudWatch Logs quotas pages.
+
+use std::time::Duration;
+
+// ------------------------------------------------------------ Firehose --
 
 /// "The maximum size of a record sent to Amazon Data Firehose, before
 /// base64-encoding, is 1,000 KiB."
@@ -25,6 +32,84 @@ pub const REQUEST_BYTES_PER_RECORD: usize = r#"{"Data":""},"#.len();
 /// Bytes a JSON request spends around the records, before the stream name:
 /// `{"DeliveryStreamName":"","Records":[]}`.
 pub const REQUEST_BYTES_FIXED: usize = r#"{"DeliveryStreamName":"","Records":[]}"#.len();
+
+/// The least time a `PutRecordBatch` call is started with. A call given
+/// less is likely to be abandoned at the deadline after Firehose took its
+/// records, which turns into a duplicate (the batch is retried) or a dead
+/// letter for an event that was in fact delivered; better not to start it.
+///
+/// No public figure of `PutRecordBatch` latency exists (Firehose reports
+/// it as the CloudWatch metric `PutRecordBatch.Latency`, per stream). The
+/// value covers a full request, 4 MiB as sent, at the 5 MiB/s a delivery
+/// stream ingests in the largest regions (0.8 s), with the SDK's signing
+/// and one TLS handshake on top; a healthy call is tens of milliseconds.
+/// Watch `PutRecordBatch.Latency` (p99) after deploying and keep this above
+/// it.
+pub const MIN_CALL_TIME: Duration = Duration::from_millis(1_000);
+
+// ------------------------------------------------------------- Kinesis --
+
+/// `PartitionKey`: "Minimum length of 1. Maximum length of 256." (Kinesis
+/// API Reference, `PutRecord`). KPL user records carry keys Kinesis never
+/// checked, so a rejected record's line keeps at most this many bytes of
+/// its key.
+pub const MAX_PARTITION_KEY: usize = 256;
+
+/// `SequenceNumber`: "Pattern: `0|([1-9]\d{0,128})`" (Kinesis API
+/// Reference, `Record`).
+pub const MAX_SEQUENCE_NUMBER: usize = 129;
+
+// -------------------------------------------------------------- Lambda --
+
+/// "Invocation payload (request and response): 6 MB each for request and
+/// response (synchronous)" (Lambda quotas). The event source mapping ends
+/// a batch before the record that would pass it.
+pub const MAX_INVOCATION_PAYLOAD: usize = 6 * 1024 * 1024;
+
+// ------------------------------------------------------ CloudWatch Logs --
+
+/// "Event size: 256 KB (maximum). This quota can't be changed."
+/// (CloudWatch Logs quotas). A longer line is cut, and what it carried is
+/// gone; every line the bridge writes stays below it.
+pub const CLOUDWATCH_MAX_EVENT_SIZE: usize = 256 * 1024;
+
+// ------------------------------------------------ the bridge's own bounds --
+
+/// Raw bytes of payload one line may carry: a log line's base64 of this
+/// (218,456 bytes), plus its bounded fields, stays below
+/// [`CLOUDWATCH_MAX_EVENT_SIZE`], and so below [`MAX_RECORD_SIZE`] too.
+/// Larger payloads are written in numbered parts (`part.rs`).
+pub const MAX_DATA_PER_LINE: usize = 160 * 1024;
+
+/// User records one invocation takes out of KPL aggregates. An aggregate
+/// of empty user records costs 6 bytes each, so one 1 MiB record could
+/// become 170,000 events, each with its own reject line, and a 6 MB payload
+/// of them would need gigabytes. An aggregate that would take the
+/// invocation past this count waits for the next invocation: it and the
+/// records after it are handed back to Kinesis (`batchItemFailures`), which
+/// sends them again, so an invocation never holds more. An aggregate that
+/// alone holds more is rejected whole, its bytes kept, without its user
+/// records being decoded.
+///
+/// The value keeps the worst invocation within 64 MiB (README, Memory).
+/// Real traffic rarely meets it: a 6 MB payload holds about 4.5 MB of
+/// records, so 25,000 user records means events of 180 bytes on average;
+/// smaller events take two invocations per batch.
+pub const MAX_USER_RECORDS_PER_INVOCATION: usize = 25_000;
+
+/// Bytes one aggregate may expand to: its user records' data plus, for each,
+/// its partition key and explicit hash key, as the events would carry them
+/// downstream. A real aggregate is at most 1 MiB of data with keys of at
+/// most 256 characters; a hostile one shares a 60,000-byte key among 5,000
+/// user records (300 MB). Rejected whole beyond this.
+pub const MAX_AGGREGATE_EXPANSION: usize = 4 * 1024 * 1024;
+
+// A line part leaves 24 KiB in a CloudWatch event for the line's other,
+// bounded, fields; and what fits a CloudWatch event fits a Firehose record.
+const _: () = assert!(base64_len(MAX_DATA_PER_LINE) + 24 * 1024 < CLOUDWATCH_MAX_EVENT_SIZE);
+const _: () = assert!(CLOUDWATCH_MAX_EVENT_SIZE < MAX_RECORD_SIZE);
+
+// ----------------------------------------------------------- arithmetic --
 
 /// Length of `n` bytes once base64-encoded (padded), as Firehose receives them.
 pub const fn base64_len(n: usize) -> usize {

@@ -1,7 +1,9 @@
-//! Cold start: configuration, logging, the Firehose client, then serve.
+//! Cold start: configuration, logging, the AWS clients, then serve.
 
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::SdkFirehose;
+use kinesis_firehose_bridge::report::Stdout;
+use kinesis_firehose_bridge::store::S3Store;
 use kinesis_firehose_bridge::{Bridge, Config, telemetry};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -15,10 +17,14 @@ async fn main() -> Result<(), Error> {
     // Region, credentials and `AWS_ENDPOINT_URL` come from the environment.
     let sdk_config = aws_config::load_from_env().await;
     let firehose = SdkFirehose::new(aws_sdk_firehose::Client::new(&sdk_config));
-    let bridge = Bridge {
-        config,
-        contract,
-        firehose,
-    };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| bridge.handle(event))).await
+    // A bucket that is missing or not writable is not an init error: S3 may
+    // come back, and until then the undelivered records stay in the log.
+    let store = config.undelivered_bucket.as_ref().map(|bucket| {
+        let s3 = aws_sdk_s3::config::Builder::from(&sdk_config)
+            .force_path_style(true)
+            .build();
+        S3Store::new(aws_sdk_s3::Client::from_conf(s3), bucket)
+    });
+    let bridge = Bridge::new(config, contract, firehose, store);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| bridge.handle(event, &Stdout))).await
 }

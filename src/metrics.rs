@@ -14,26 +14,33 @@ pub const NAMES: &[&str] = &[
     "EventsDelivered",
     "EventsDeadLettered",
     "EventsRetried",
+    "RecordsDeferred",
     "FirehoseRecords",
     "FirehoseBytes",
     "FirehoseBilledBytes",
-    "PutAttempts",
+    "PutCalls",
+    "EventsKeptInS3",
+    "EventsKeptOnlyInLog",
 ];
 
 /// The EMF document for `summary`. Metrics carry one dimension,
 /// `FunctionName`, so that alarms can be scoped to one deployment.
 pub fn emf(namespace: &str, function_name: &str, summary: &Summary, timestamp_ms: u64) -> Value {
-    let values = [
+    // As many values as names, or this does not compile.
+    let values: [u64; NAMES.len()] = [
         summary.records_received as u64,
         summary.events_received as u64,
         summary.events_rejected as u64,
         summary.events_delivered as u64,
         summary.events_dead_lettered as u64,
         summary.events_retried as u64,
+        summary.records_deferred as u64,
         summary.firehose_records as u64,
         summary.firehose_bytes as u64,
         summary.firehose_billed_bytes as u64,
         u64::from(summary.put_calls),
+        summary.events_kept_in_s3 as u64,
+        summary.events_kept_only_in_log as u64,
     ];
     let definitions: Vec<Value> = NAMES
         .iter()
@@ -64,24 +71,23 @@ pub fn emf(namespace: &str, function_name: &str, summary: &Summary, timestamp_ms
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Outcome;
 
     #[test]
     fn every_named_metric_has_a_definition_and_a_value() {
         let summary = Summary {
-            outcome: Outcome::Partial,
             records_received: 10,
             events_received: 12,
             events_rejected: 1,
             events_delivered: 9,
             events_dead_lettered: 2,
-            events_retried: 0,
             firehose_records: 3,
             firehose_bytes: 4000,
             firehose_billed_bytes: 15360,
             put_calls: 4,
             put_rounds: 2,
-            duration_ms: 5,
+            events_kept_in_s3: 2,
+            events_kept_only_in_log: 1,
+            ..Summary::new(10)
         };
         let doc = emf("Ns", "fn", &summary, 1_764_072_000_000);
         let metrics = &doc["_aws"]["CloudWatchMetrics"][0];
@@ -89,8 +95,10 @@ mod tests {
         assert_eq!(metrics["Metrics"].as_array().unwrap().len(), NAMES.len());
         assert_eq!(doc["EventsDeadLettered"], 2);
         assert_eq!(doc["FirehoseBilledBytes"], 15360);
-        assert_eq!(doc["PutAttempts"], 4);
+        assert_eq!(doc["PutCalls"], 4);
+        assert_eq!(doc["EventsKeptInS3"], 2);
+        assert_eq!(doc["EventsKeptOnlyInLog"], 1);
         assert_eq!(doc["FunctionName"], "fn");
-        assert_eq!(metrics["Metrics"][8]["Unit"], "Bytes");
+        assert_eq!(metrics["Metrics"][9]["Unit"], "Bytes");
     }
 }

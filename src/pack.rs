@@ -51,6 +51,7 @@ pub fn pack<L: AsRef<[u8]>>(lines: &[L], packing: Packing) -> Vec<Packed> {
             bytes += next;
             end += 1;
         }
+        // Sized exactly: the records are most of an invocation's memory.
         let mut data = Vec::with_capacity(bytes);
         for line in &lines[start..end] {
             data.extend_from_slice(line.as_ref());
@@ -63,6 +64,63 @@ pub fn pack<L: AsRef<[u8]>>(lines: &[L], packing: Packing) -> Vec<Packed> {
         start = end;
     }
     records
+}
+
+/// Packs lines one at a time, as they are made, so that they exist only in
+/// their records; the records it makes are the ones [`pack`] would.
+#[derive(Debug)]
+pub struct Packer {
+    packing: Packing,
+    records: Vec<Packed>,
+    lines: usize,
+}
+
+impl Packer {
+    pub fn new(packing: Packing) -> Self {
+        Packer {
+            packing,
+            records: Vec::new(),
+            lines: 0,
+        }
+    }
+
+    /// Adds the next line (newline not included).
+    pub fn push(&mut self, line: &[u8]) {
+        let next = line.len() + 1;
+        let start_new = match self.records.last() {
+            None => true,
+            Some(open) => {
+                open.items.len() >= self.packing.max_events || open.data.len() + next > self.packing.max_bytes
+            }
+        };
+        if start_new {
+            if let Some(closed) = self.records.last_mut() {
+                closed.data.shrink_to_fit();
+            }
+            self.records.push(Packed {
+                data: Vec::with_capacity(next),
+                items: self.lines..self.lines,
+            });
+        }
+        if let Some(open) = self.records.last_mut() {
+            open.data.extend_from_slice(line);
+            open.data.push(b'\n');
+            open.items.end += 1;
+        }
+        self.lines += 1;
+    }
+
+    /// Bytes packed so far.
+    pub fn bytes(&self) -> usize {
+        self.records.iter().map(|r| r.data.len()).sum()
+    }
+
+    pub fn finish(mut self) -> Vec<Packed> {
+        if let Some(last) = self.records.last_mut() {
+            last.data.shrink_to_fit();
+        }
+        self.records
+    }
 }
 
 #[cfg(test)]
@@ -145,6 +203,28 @@ mod tests {
             records.iter().map(|r| &r.data[..]).collect::<Vec<_>>(),
             vec![&b"a\n"[..], b"b\n"]
         );
+    }
+
+    #[test]
+    fn the_packer_makes_the_records_pack_makes() {
+        let mut input = lines(700, 2559);
+        input[10].push(b'y');
+        input.push(vec![b'z'; MAX_RECORD_SIZE - 1]);
+        input.extend(lines(3, 7));
+        for packing in [
+            PACKED,
+            Packing::UNPACKED,
+            Packing {
+                max_bytes: 5_000,
+                max_events: 3,
+            },
+        ] {
+            let mut packer = Packer::new(packing);
+            for line in &input {
+                packer.push(line);
+            }
+            assert_eq!(packer.finish(), pack(&input, packing), "{packing:?}");
+        }
     }
 
     #[test]

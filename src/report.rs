@@ -1,10 +1,17 @@
-//! What one invocation did, counted so that nothing can go missing.
+//! What one invocation did, counted so that nothing can go missing, and
+//! the JSON lines it is written down in.
 //!
 //! Every event that comes in ends in exactly one of four places: delivered,
-//! rejected (with a reason), dead-lettered (with its bytes in the log), or
-//! handed back to Kinesis for retry. [`Summary::is_balanced`] is that
-//! invariant; the tests check it on every path.
+//! rejected (with a reason), dead-lettered (with its bytes kept), or handed
+//! back to Kinesis for retry. [`Summary::is_balanced`] is that invariant;
+//! the tests check it on every path.
+//!
+//! Every line the function writes on purpose (dead letters, rejections
+//! whose only copy is the log, the summary, the metrics) is one JSON object
+//! written whole to a [`LogSink`], whatever the tracing filter says, so a
+//! log level can never drop the only copy of an event.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
@@ -14,7 +21,7 @@ use time::format_description::well_known::Rfc3339;
 /// How the invocation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum Status {
     /// Every valid event was delivered.
     Delivered,
     /// Some records could not be delivered: dead letters or a retry point.
@@ -25,7 +32,7 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Summary {
-    pub outcome: Outcome,
+    pub status: Status,
     pub records_received: usize,
     pub events_received: usize,
     pub events_rejected: usize,
@@ -34,6 +41,13 @@ pub struct Summary {
     /// Handed back to Kinesis: by `batchItemFailures`, or the whole batch
     /// when the invocation fails.
     pub events_retried: usize,
+    /// Records left unopened for the next invocation, from the first KPL
+    /// aggregate that would have taken this one past its user records
+    /// budget; handed back to Kinesis by `batchItemFailures`. Their events
+    /// are counted by the invocation that opens them.
+    pub records_deferred: usize,
+    /// Rejected events by reason code.
+    pub rejected_by_reason: BTreeMap<&'static str, usize>,
     /// Records built for the delivery streams, their bytes, and the bytes
     /// Firehose bills for them (each record rounded up to 5 KiB).
     pub firehose_records: usize,
@@ -43,41 +57,90 @@ pub struct Summary {
     pub put_calls: u32,
     /// Delivery rounds to the delivery streams; above 1 means resends.
     pub put_rounds: u32,
+    /// Undelivered events (dead letters, rejections the rejects stream did
+    /// not take) whose copy was written to S3, and those whose only copy is
+    /// the log, because S3 was not set or could not be written.
+    pub events_kept_in_s3: usize,
+    pub events_kept_only_in_log: usize,
     pub duration_ms: u64,
 }
 
 impl Summary {
+    /// A summary of nothing yet, for `records_received` records.
+    pub fn new(records_received: usize) -> Self {
+        Summary {
+            status: Status::Delivered,
+            records_received,
+            events_received: 0,
+            events_rejected: 0,
+            events_delivered: 0,
+            events_dead_lettered: 0,
+            events_retried: 0,
+            records_deferred: 0,
+            rejected_by_reason: BTreeMap::new(),
+            firehose_records: 0,
+            firehose_bytes: 0,
+            firehose_billed_bytes: 0,
+            put_calls: 0,
+            put_rounds: 0,
+            events_kept_in_s3: 0,
+            events_kept_only_in_log: 0,
+            duration_ms: 0,
+        }
+    }
+
     /// Every event is counted in exactly one outcome.
     pub fn is_balanced(&self) -> bool {
         self.events_delivered + self.events_rejected + self.events_dead_lettered + self.events_retried
             == self.events_received
+            && self.rejected_by_reason.values().sum::<usize>() == self.events_rejected
     }
 
-    /// The one summary line per invocation.
-    pub fn log(&self) {
-        tracing::info!(
-            kind = "summary",
-            outcome = ?self.outcome,
-            records_received = self.records_received,
-            events_received = self.events_received,
-            events_rejected = self.events_rejected,
-            events_delivered = self.events_delivered,
-            events_dead_lettered = self.events_dead_lettered,
-            events_retried = self.events_retried,
-            firehose_records = self.firehose_records,
-            firehose_bytes = self.firehose_bytes,
-            firehose_billed_bytes = self.firehose_billed_bytes,
-            put_calls = self.put_calls,
-            put_rounds = self.put_rounds,
-            duration_ms = self.duration_ms,
-            "invocation finished"
-        );
+    /// The body of the one summary line per invocation.
+    pub fn line(&self) -> impl Serialize + '_ {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            kind: &'static str,
+            #[serde(flatten)]
+            summary: &'a Summary,
+        }
+        Line {
+            kind: "summary",
+            summary: self,
+        }
+    }
+}
+
+/// Where the function's lines go: stdout under Lambda, a file in the local
+/// pipeline, a buffer in tests.
+pub trait LogSink: Send + Sync {
+    /// Writes one whole line (newline included) or fails.
+    fn write_line(&self, line: &[u8]) -> std::io::Result<()>;
+}
+
+/// The process's stdout, which Lambda ships to CloudWatch Logs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stdout;
+
+impl LogSink for Stdout {
+    fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
+        // One `write_all` under the lock keeps the line whole.
+        let mut out = std::io::stdout().lock();
+        out.write_all(line)?;
+        out.flush()
     }
 }
 
 /// One JSON log line, newline included, with the `timestamp`, `level` and
 /// `message` fields Lambda's JSON log format reads, and `body`'s fields.
-pub fn log_line(level: &str, message: &str, body: &impl Serialize) -> Option<Vec<u8>> {
+pub fn log_line(level: &str, message: &str, body: &impl Serialize) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    append_log_line(&mut bytes, level, message, body)?;
+    Ok(bytes)
+}
+
+/// Appends a [`log_line`] to `out`; on error `out` is left as it was.
+pub fn append_log_line(out: &mut Vec<u8>, level: &str, message: &str, body: &impl Serialize) -> std::io::Result<()> {
     #[derive(Serialize)]
     struct Line<'a, B> {
         timestamp: String,
@@ -92,16 +155,87 @@ pub fn log_line(level: &str, message: &str, body: &impl Serialize) -> Option<Vec
         message,
         body,
     };
-    let mut bytes = serde_json::to_vec(&line).ok()?;
-    bytes.push(b'\n');
-    Some(bytes)
+    let start = out.len();
+    if let Err(e) = serde_json::to_writer(&mut *out, &line) {
+        out.truncate(start);
+        return Err(e.into());
+    }
+    out.push(b'\n');
+    Ok(())
 }
 
-/// Writes a [`log_line`] straight to stdout. Used for lines that must reach
-/// the log whatever the tracing filter says: dead letters, rejections and
-/// metrics. One `write_all` per line keeps lines whole.
-pub fn write_line(level: &str, message: &str, body: &impl Serialize) {
-    if let Some(bytes) = log_line(level, message, body) {
-        let _ = std::io::stdout().lock().write_all(&bytes);
+/// Log lines, one after another in one buffer: the body of an S3 object as
+/// it is, or the log's lines one by one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lines {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl Lines {
+    /// Appends one [`log_line`]. Serialising the bridge's own structs of
+    /// strings and numbers cannot fail; should it, the line says what was
+    /// lost instead.
+    pub fn push(&mut self, level: &str, message: &str, body: &impl Serialize) {
+        if let Err(e) = append_log_line(&mut self.bytes, level, message, body) {
+            let trace = serde_json::json!({"error": format!("unserialisable line: {e}")});
+            let _ = append_log_line(&mut self.bytes, level, message, &trace);
+        }
+        self.count += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Every line, its newline included.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.bytes.split_inclusive(|&b| b == b'\n')
+    }
+
+    /// The lines as one body.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// Writes a [`log_line`] to `sink`.
+pub fn write_line(sink: &impl LogSink, level: &str, message: &str, body: &impl Serialize) -> std::io::Result<()> {
+    sink.write_line(&log_line(level, message, body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_is_one_json_object_of_kind_summary() {
+        let mut summary = Summary::new(3);
+        summary.events_received = 4;
+        summary.events_delivered = 3;
+        summary.events_rejected = 1;
+        summary.rejected_by_reason.insert("not_json", 1);
+        assert!(summary.is_balanced());
+        let line = log_line("INFO", "invocation finished", &summary.line()).unwrap();
+        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+        let parsed: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(parsed["kind"], "summary");
+        assert_eq!(parsed["status"], "delivered");
+        assert_eq!(parsed["rejected_by_reason"]["not_json"], 1);
+        assert_eq!(parsed["level"], "INFO");
+    }
+
+    #[test]
+    fn reasons_that_do_not_add_up_unbalance_the_books() {
+        let mut summary = Summary::new(1);
+        summary.events_received = 1;
+        summary.events_rejected = 1;
+        assert!(!summary.is_balanced());
+        summary.rejected_by_reason.insert("not_json", 1);
+        assert!(summary.is_balanced());
     }
 }

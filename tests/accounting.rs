@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use kinesis_firehose_bridge::firehose::CallError;
 use kinesis_firehose_bridge::kpl;
 use kinesis_firehose_bridge::limits::{MAX_RECORD_SIZE, MAX_RECORDS_PER_REQUEST, MAX_REQUEST_SIZE};
-use kinesis_firehose_bridge::report::Outcome;
+use kinesis_firehose_bridge::report::Status;
 use kinesis_firehose_bridge::request::request_size;
 use proptest::prelude::*;
 use support::*;
@@ -70,6 +70,8 @@ struct Built {
     payloads: Vec<Vec<u8>>,
     /// Every valid event's line and the index of its Kinesis record.
     valid: Vec<(Vec<u8>, usize)>,
+    /// The Kinesis record of every rejected event.
+    rejected: Vec<usize>,
     events: usize,
 }
 
@@ -86,6 +88,7 @@ fn build(inputs: &[Input]) -> Built {
     let mut built = Built {
         payloads: Vec::new(),
         valid: Vec::new(),
+        rejected: Vec::new(),
         events: 0,
     };
     for (record, input) in inputs.iter().enumerate() {
@@ -98,6 +101,7 @@ fn build(inputs: &[Input]) -> Built {
             }
             Input::Invalid => {
                 built.events += 1;
+                built.rejected.push(record);
                 br#"{"event_type":"t"}"#.to_vec()
             }
             Input::Aggregate { valid, invalid } => {
@@ -108,12 +112,17 @@ fn build(inputs: &[Input]) -> Built {
                     users.push(e);
                 }
                 users.extend((0..*invalid).map(|_| b"nope".to_vec()));
-                // An empty aggregate is rejected as one record.
+                built.rejected.extend(std::iter::repeat_n(record, *invalid));
+                if users.is_empty() {
+                    // An empty aggregate is rejected as one record.
+                    built.rejected.push(record);
+                }
                 built.events += users.len().max(1);
                 kpl::aggregate(users.iter().map(|u| ("k", &u[..])))
             }
             Input::CorruptAggregate => {
                 built.events += 1;
+                built.rejected.push(record);
                 let mut a = kpl::aggregate([("k", &fresh(5)[..])]);
                 let last = a.len() - 1;
                 a[last] ^= 0x55;
@@ -194,20 +203,26 @@ proptest! {
 
         match &processed.verdict {
             Err(_) => {
-                prop_assert_eq!(summary.outcome, Outcome::Failed);
+                prop_assert_eq!(summary.status, Status::Failed);
                 prop_assert!(delivered.is_empty());
                 prop_assert!(!built.valid.is_empty());
                 prop_assert_eq!(summary.events_retried, built.events);
             }
             Ok(response) => {
                 prop_assert_eq!(summary.events_delivered, delivered.len());
-                prop_assert_eq!(summary.events_rejected, built.events - built.valid.len());
                 let undelivered: BTreeSet<usize> = built.valid.iter()
                     .filter(|(line, _)| !unique.contains(line))
                     .map(|(_, record)| *record)
                     .collect();
+                // Rejects from the checkpoint on are handed back with their
+                // records, and written by the retry: once each.
+                let checkpoint = if retry_mode { undelivered.first().copied() } else { None };
+                let written = built.rejected.iter().filter(|&&r| checkpoint.is_none_or(|c| r < c)).count();
+                prop_assert_eq!(summary.events_rejected, written);
+                // No rejects stream: every written reject is kept elsewhere.
+                prop_assert_eq!(processed.unsent_rejected_events, written);
                 if retry_mode {
-                    let expected = undelivered.first().map(|&r| seq(r));
+                    let expected = checkpoint.map(seq);
                     let got = response.batch_item_failures.first().and_then(|f| f.item_identifier.clone());
                     prop_assert_eq!(got, expected);
                     prop_assert!(processed.dead_letters.is_empty());

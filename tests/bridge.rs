@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use kinesis_firehose_bridge::firehose::CallError;
 use kinesis_firehose_bridge::kpl;
-use kinesis_firehose_bridge::report::Outcome;
+use kinesis_firehose_bridge::report::Status;
 use support::*;
 use tokio::time::Instant;
 
@@ -25,7 +25,7 @@ async fn delivers_every_valid_event_once_packed_into_one_record() {
 
     let response = processed.verdict.unwrap();
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(processed.summary.outcome, Outcome::Delivered);
+    assert_eq!(processed.summary.status, Status::Delivered);
     assert_eq!(processed.summary.events_delivered, 500);
     assert_eq!(processed.summary.firehose_records, 1);
     assert!(processed.summary.is_balanced());
@@ -65,17 +65,11 @@ async fn invalid_events_are_rejected_and_never_block_the_rest() {
     assert_eq!(processed.summary.events_delivered, 4);
     assert_eq!(processed.summary.events_rejected, 2);
     assert!(processed.summary.is_balanced());
-    let reasons: Vec<_> = processed
-        .rejections
-        .iter()
-        .map(|r| (r.sequence_number.clone(), r.reason.clone()))
-        .collect();
-    assert_eq!(
-        reasons,
-        vec![(seq(1), "not_json".into()), (seq(3), "missing_timestamp".into())]
-    );
-    // The rejects stream has a copy, so the log carries no payload.
-    assert!(processed.rejections.iter().all(|r| r.data.is_none()));
+    assert_eq!(processed.summary.rejected_by_reason["not_json"], 1);
+    assert_eq!(processed.summary.rejected_by_reason["missing_timestamp"], 1);
+    // The rejects stream has them: nothing is left to keep elsewhere.
+    assert!(processed.unsent_rejects.is_empty());
+    assert_eq!(processed.unsent_rejected_events, 0);
 
     let rejects: Vec<serde_json::Value> = bridge
         .firehose
@@ -103,11 +97,12 @@ async fn invalid_events_are_rejected_and_never_block_the_rest() {
 }
 
 #[tokio::test]
-async fn without_a_rejects_stream_the_log_keeps_the_payload() {
+async fn without_a_rejects_stream_the_rejection_is_kept_with_its_payload() {
     let bridge = bridge(&[], ScriptedFirehose::healthy());
     let processed = bridge.process(&records(&[b"[]".to_vec()]), None, "req").await;
-    assert_eq!(processed.rejections.len(), 1);
-    assert_eq!(processed.rejections[0].data.as_deref(), Some("W10="));
+    assert_eq!(processed.unsent_rejects.len(), 1);
+    assert_eq!(processed.unsent_rejected_events, 1);
+    assert_eq!(reject_lines_in(&processed.unsent_rejects)[0].data, "W10=");
     assert!(processed.verdict.is_ok());
 }
 
@@ -127,9 +122,12 @@ async fn a_failed_rejects_delivery_leaves_the_payload_in_the_log() {
     let processed = bridge.process(&records(&[event(0), b"{}".to_vec()]), None, "req").await;
     assert!(processed.verdict.is_ok());
     assert_eq!(
-        STANDARD.decode(processed.rejections[0].data.as_ref().unwrap()).unwrap(),
+        STANDARD
+            .decode(&reject_lines_in(&processed.unsent_rejects)[0].data)
+            .unwrap(),
         b"{}"
     );
+    assert_eq!(processed.unsent_rejected_events, 1);
 }
 
 #[tokio::test]
@@ -187,7 +185,7 @@ async fn exhausted_retries_become_dead_letters_with_sequence_numbers() {
     let processed = bridge.process(&batch, None, "req-1").await;
 
     assert!(processed.verdict.as_ref().unwrap().batch_item_failures.is_empty());
-    assert_eq!(processed.summary.outcome, Outcome::Partial);
+    assert_eq!(processed.summary.status, Status::Partial);
     assert_eq!(processed.summary.events_delivered, 1);
     assert_eq!(processed.summary.events_dead_lettered, 3);
     assert_eq!(processed.summary.put_rounds, 3);
@@ -234,7 +232,7 @@ async fn whole_call_errors_with_nothing_delivered_fail_the_invocation() {
     let error = processed.verdict.unwrap_err();
     assert_eq!(error.events, 10);
     assert_eq!(error.code, "TransportError");
-    assert_eq!(processed.summary.outcome, Outcome::Failed);
+    assert_eq!(processed.summary.status, Status::Failed);
     assert_eq!(
         processed.summary.events_retried, 11,
         "the whole batch goes back to Kinesis"
@@ -309,8 +307,7 @@ async fn kpl_aggregates_are_opened_and_each_user_record_validated() {
     assert_eq!(processed.summary.events_delivered, 6);
     assert_eq!(processed.summary.events_rejected, 2);
     assert!(processed.summary.is_balanced());
-    let rejected: Vec<_> = processed
-        .rejections
+    let rejected: Vec<_> = reject_lines_in(&processed.unsent_rejects)
         .iter()
         .map(|r| (r.sequence_number.clone(), r.sub_sequence_number, r.reason.clone()))
         .collect();
@@ -364,7 +361,7 @@ async fn resends_stop_before_the_deadline_margin() {
         "stopped early: {} rounds",
         processed.summary.put_rounds
     );
-    assert_eq!(processed.summary.outcome, Outcome::Failed);
+    assert_eq!(processed.summary.status, Status::Failed);
 }
 
 #[tokio::test(start_paused = true)]
@@ -395,7 +392,7 @@ async fn handler_returns_error_for_lambda_on_total_failure() {
     let firehose = ScriptedFirehose::new(|_, _, records| Ok(vec![Some(slow_down()); records.len()]));
     let bridge = bridge(&[("MAX_PUT_ATTEMPTS", "1")], firehose);
     let event = LambdaEvent::new(kinesis_batch(records(&events(2))), Context::default());
-    let error = bridge.handle(event).await.unwrap_err();
+    let error = bridge.handle(event, &MemoryLog::default()).await.unwrap_err();
     let diagnostic: lambda_runtime::Diagnostic = error.into();
     assert_eq!(diagnostic.error_type, "NothingDelivered");
     assert!(diagnostic.error_message.contains("Kinesis retries the batch"));

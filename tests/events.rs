@@ -32,7 +32,7 @@ async fn valid_events_are_all_delivered() {
     let processed = bridge.process(&event.records, None, "req").await;
     assert_eq!(processed.summary.records_received, 10);
     assert_eq!(processed.summary.events_delivered, 10);
-    assert!(processed.rejections.is_empty());
+    assert!(processed.unsent_rejects.is_empty());
 }
 
 #[tokio::test]
@@ -40,7 +40,8 @@ async fn mixed_invalid_events_are_rejected_each_with_its_reason() {
     let event = load("mixed-invalid.json");
     let bridge = bridge(&[], ScriptedFirehose::healthy());
     let processed = bridge.process(&event.records, None, "req").await;
-    let reasons: Vec<&str> = processed.rejections.iter().map(|r| r.reason.as_str()).collect();
+    let lines = reject_lines_in(&processed.unsent_rejects);
+    let reasons: Vec<&str> = lines.iter().map(|r| r.reason.as_str()).collect();
     assert_eq!(
         reasons,
         vec![
@@ -64,6 +65,7 @@ async fn kpl_aggregated_events_are_deaggregated() {
     let processed = bridge.process(&event.records, None, "req").await;
     assert_eq!(processed.summary.records_received, 4);
     assert_eq!(processed.summary.events_delivered, 9);
-    let rejected: Vec<_> = processed.rejections.iter().map(|r| r.reason.as_str()).collect();
+    let lines = reject_lines_in(&processed.unsent_rejects);
+    let rejected: Vec<_> = lines.iter().map(|r| r.reason.as_str()).collect();
     assert_eq!(rejected, vec!["corrupt_aggregate"]);
 }

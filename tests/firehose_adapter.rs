@@ -12,6 +12,7 @@ use aws_smithy_types::error::ErrorMetadata;
 use kinesis_firehose_bridge::Bridge;
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::{CallError, EntryError, Firehose, SdkFirehose};
+use kinesis_firehose_bridge::store::NoStore;
 use std::sync::{Arc, Mutex};
 use support::*;
 
@@ -140,11 +141,12 @@ async fn bridge_resends_only_failed_entries_to_the_next_stream_through_the_sdk()
             output(data.iter().map(|_| accepted()).collect())
         });
     let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, [&hot, &cool]);
-    let bridge = Bridge {
-        config: config(&[("DELIVERY_STREAMS", "hot,cool"), ("PACK_EVENTS", "false")]),
-        contract: Contract::Default,
-        firehose: SdkFirehose::new(client),
-    };
+    let bridge = Bridge::new(
+        config(&[("DELIVERY_STREAMS", "hot,cool"), ("PACK_EVENTS", "false")]),
+        Contract::Default,
+        SdkFirehose::new(client),
+        NoStore,
+    );
     let payloads: Vec<Vec<u8>> = (0..8).map(event).collect();
     let processed = bridge.process(&records(&payloads), None, "req").await;
 
@@ -183,16 +185,17 @@ async fn retry_mode_over_the_sdk_returns_the_lowest_undelivered_sequence_number(
         )
     });
     let client = mock_client!(aws_sdk_firehose, RuleMode::MatchAny, [&rule]);
-    let bridge = Bridge {
-        config: config(&[
+    let bridge = Bridge::new(
+        config(&[
             ("DELIVERY_STREAMS", "s"),
             ("PACK_EVENTS", "false"),
             ("ON_PARTIAL_FAILURE", "retry"),
             ("MAX_PUT_ATTEMPTS", "3"),
         ]),
-        contract: Contract::Default,
-        firehose: SdkFirehose::new(client),
-    };
+        Contract::Default,
+        SdkFirehose::new(client),
+        NoStore,
+    );
     let processed = bridge
         .process(&records(&(0..8).map(event).collect::<Vec<_>>()), None, "req")
         .await;

@@ -6,6 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::{CallError, EntryResults, Firehose};
+use kinesis_firehose_bridge::store::NoStore;
 use kinesis_firehose_bridge::{Bridge, Config, kpl};
 
 /// One analytics event of about `size` bytes, shaped like real traffic.
@@ -124,7 +125,7 @@ impl Firehose for Accepting {
 }
 
 /// The bridge over two delivery streams, packing or not.
-pub fn bridge<F: Firehose>(firehose: F, pack: bool) -> Bridge<F> {
+pub fn bridge<F: Firehose>(firehose: F, pack: bool) -> Bridge<F, NoStore> {
     let pack = if pack { "true" } else { "false" };
     let config = Config::from_lookup(|name| match name {
         "DELIVERY_STREAMS" => Some("events-0,events-1".to_owned()),
@@ -132,9 +133,5 @@ pub fn bridge<F: Firehose>(firehose: F, pack: bool) -> Bridge<F> {
         _ => None,
     })
     .unwrap();
-    Bridge {
-        config,
-        contract: Contract::Default,
-        firehose,
-    }
+    Bridge::new(config, Contract::Default, firehose, NoStore)
 }

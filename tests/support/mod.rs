@@ -12,6 +12,8 @@ use base64::engine::general_purpose::STANDARD;
 use kinesis_firehose_bridge::batch::KinesisBatch;
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::{CallError, EntryError, EntryResults, Firehose};
+use kinesis_firehose_bridge::report::LogSink;
+use kinesis_firehose_bridge::store::{NoStore, Store, StoreError};
 use kinesis_firehose_bridge::{Bridge, Config};
 
 /// A valid analytics event with a distinguishing id.
@@ -80,11 +82,91 @@ pub fn config(pairs: &[(&str, &str)]) -> Config {
     Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).expect("valid test config")
 }
 
-pub fn bridge(pairs: &[(&str, &str)], firehose: ScriptedFirehose) -> Bridge<ScriptedFirehose> {
-    Bridge {
-        config: config(pairs),
-        contract: Contract::Default,
-        firehose,
+pub fn bridge(pairs: &[(&str, &str)], firehose: ScriptedFirehose) -> Bridge<ScriptedFirehose, NoStore> {
+    Bridge::new(config(pairs), Contract::Default, firehose, NoStore)
+}
+
+/// The same with a store.
+pub fn bridge_with_store<S: Store>(
+    pairs: &[(&str, &str)],
+    firehose: ScriptedFirehose,
+    store: S,
+) -> Bridge<ScriptedFirehose, S> {
+    Bridge::new(config(pairs), Contract::Default, firehose, store)
+}
+
+/// The reject lines among log lines (a kept object's body, or a log).
+pub fn reject_lines_in(
+    lines: &kinesis_firehose_bridge::report::Lines,
+) -> Vec<kinesis_firehose_bridge::reject::RejectLine> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_slice(l).expect("a reject log line"))
+        .collect()
+}
+
+/// A log that keeps every line, or refuses every write when `broken`.
+#[derive(Default)]
+pub struct MemoryLog {
+    pub lines: Mutex<Vec<Vec<u8>>>,
+    pub broken: bool,
+}
+
+impl MemoryLog {
+    pub fn broken() -> Self {
+        MemoryLog {
+            broken: true,
+            ..MemoryLog::default()
+        }
+    }
+
+    /// Every line as JSON.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                serde_json::from_slice(l).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(l)))
+            })
+            .collect()
+    }
+
+    /// The lines of one `kind`.
+    pub fn of_kind(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.json().into_iter().filter(|l| l["kind"] == kind).collect()
+    }
+}
+
+impl LogSink for MemoryLog {
+    fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
+        if self.broken {
+            return Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdout is closed"));
+        }
+        assert!(line.ends_with(b"\n") && line.iter().filter(|&&b| b == b'\n').count() == 1);
+        self.lines.lock().unwrap().push(line.to_vec());
+        Ok(())
+    }
+}
+
+/// A store that keeps every object, or refuses every write when `broken`.
+#[derive(Default)]
+pub struct MemoryStore {
+    pub objects: Mutex<Vec<(String, Vec<u8>)>>,
+    pub broken: bool,
+}
+
+impl Store for MemoryStore {
+    async fn put(&self, key: &str, body: bytes::Bytes) -> Result<String, StoreError> {
+        if self.broken {
+            return Err(StoreError::Unreachable {
+                bucket: "b".into(),
+                key: key.into(),
+                reason: "connection refused".into(),
+            });
+        }
+        self.objects.lock().unwrap().push((key.to_owned(), body.to_vec()));
+        Ok(format!("s3://b/{key}"))
     }
 }
 
