@@ -218,14 +218,11 @@ impl Experiment {
         let (invoker, log_paths, lambda) = match self.invoke {
             InvokeMode::Library => {
                 let config = Config::from_lookup(|k| env.get(k).cloned())?;
-                let bridge = Bridge {
-                    config,
-                    contract: Contract::Default,
-                    firehose: Clocked {
-                        inner: SdkFirehose::new(aws::firehose(&firehose_endpoint).await),
-                        landings: landings.clone(),
-                    },
+                let firehose = Clocked {
+                    inner: SdkFirehose::new(aws::firehose(&firehose_endpoint).await),
+                    landings: landings.clone(),
                 };
+                let bridge = Bridge::new(config, Contract::Default, firehose, None);
                 let log_path = self.run_dir.join("function.log");
                 let library = Library {
                     bridge,
@@ -527,7 +524,7 @@ async fn account(
 /// The dead letters and rejections in the function's log.
 struct Logged {
     dead_letters: Vec<DeadLetter>,
-    rejections: Vec<kinesis_firehose_bridge::reject::RejectLog>,
+    rejections: Vec<kinesis_firehose_bridge::reject::RejectLine>,
     unreadable: usize,
 }
 

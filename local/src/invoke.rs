@@ -27,9 +27,12 @@ use hyper_util::rt::TokioExecutor;
 use kinesis_firehose_bridge::Bridge;
 use kinesis_firehose_bridge::batch::KinesisBatch;
 use kinesis_firehose_bridge::firehose::SdkFirehose;
+use kinesis_firehose_bridge::report::LogSink;
+use kinesis_firehose_bridge::store::S3Store;
 use serde::Serialize;
 
 use crate::Result;
+use crate::cargo_lambda::FUNCTION;
 use crate::landing::Clocked;
 
 /// The function failed as a whole: Lambda retries the same batch.
@@ -80,7 +83,7 @@ impl Tallies {
 
 /// The bridge's library, in this process.
 pub struct Library {
-    pub bridge: Bridge<Clocked<SdkFirehose>>,
+    pub bridge: Bridge<Clocked<SdkFirehose>, Option<S3Store>>,
     /// The function's timeout: each invocation's deadline is this from its start.
     pub timeout: Duration,
     pub log: LogFile,
@@ -94,19 +97,10 @@ impl Library {
         let event: KinesisBatch = serde_json::from_slice(event)
             .map_err(|e| FunctionError(format!("the event is not a Kinesis batch: {e}")))?;
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let processed = self.bridge.process(&event.records, Some(deadline), request_id).await;
-        for letter in &processed.dead_letters {
-            self.log.write(
-                "ERROR",
-                "record could not be delivered; replay it from this line",
-                letter,
-            );
-        }
-        for rejection in &processed.rejections {
-            let level = if rejection.data.is_some() { "ERROR" } else { "WARN" };
-            self.log.write(level, "record rejected", rejection);
-        }
-        let s = &processed.summary;
+        let (s, verdict) = self
+            .bridge
+            .invoke(&event.records, Some(deadline), request_id, FUNCTION, &self.log)
+            .await;
         let t = &self.tallies;
         let add = |c: &AtomicU64, n: usize| c.fetch_add(n as u64, Ordering::Relaxed);
         add(&t.invocations, 1);
@@ -117,7 +111,7 @@ impl Library {
         add(&t.events_retried, s.events_retried);
         add(&t.firehose_records, s.firehose_records);
         add(&t.put_calls, s.put_calls as usize);
-        processed.verdict.map_err(|e| FunctionError(e.to_string()))
+        verdict.map_err(|e| FunctionError(e.to_string()))
     }
 }
 
@@ -129,6 +123,16 @@ pub struct LogFile {
     out: Mutex<std::io::BufWriter<std::fs::File>>,
 }
 
+impl LogSink for LogFile {
+    fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
+        let mut out = self
+            .out
+            .lock()
+            .map_err(|_| std::io::Error::other("the function log's lock is poisoned"))?;
+        out.write_all(line)
+    }
+}
+
 impl LogFile {
     pub fn create(path: &Path) -> Result<Self> {
         let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -138,12 +142,7 @@ impl LogFile {
     }
 
     pub fn write(&self, level: &str, message: &str, body: &impl Serialize) {
-        let Some(bytes) = kinesis_firehose_bridge::report::log_line(level, message, body) else {
-            return;
-        };
-        if let Ok(mut out) = self.out.lock()
-            && let Err(e) = out.write_all(&bytes)
-        {
+        if let Err(e) = kinesis_firehose_bridge::report::write_line(self, level, message, body) {
             eprintln!("cannot write the function log: {e}");
         }
     }

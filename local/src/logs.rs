@@ -5,7 +5,7 @@
 //! line, or `--output text`).
 
 use kinesis_firehose_bridge::dead_letter::{self, DeadLetter};
-use kinesis_firehose_bridge::reject::{self, RejectLog};
+use kinesis_firehose_bridge::reject::{self, RejectLine};
 use serde_json::Value;
 
 /// Every JSON object the text carries, unwrapping CloudWatch Logs events.
@@ -90,7 +90,7 @@ pub fn dead_letters(objects: &[Value]) -> (Vec<DeadLetter>, usize) {
 }
 
 /// The rejection lines among `objects`.
-pub fn rejections(objects: &[Value]) -> Vec<RejectLog> {
+pub fn rejections(objects: &[Value]) -> Vec<RejectLine> {
     of_kind(objects, reject::KIND)
         .into_iter()
         .filter_map(|v| serde_json::from_value(v).ok())

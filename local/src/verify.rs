@@ -16,11 +16,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use futures_util::StreamExt;
 use kinesis_firehose_bridge::dead_letter::{self, DeadLetter};
-use kinesis_firehose_bridge::reject::{RejectLine, RejectLog};
+use kinesis_firehose_bridge::reject::{self, RejectLine};
 use serde::Serialize;
 use serde::de::IgnoredAny;
 
@@ -94,7 +92,7 @@ pub struct Evidence<'a> {
     pub delivered: &'a [Object],
     pub rejected: &'a [Object],
     pub dead_letters: &'a [DeadLetter],
-    pub rejection_logs: &'a [RejectLog],
+    pub rejection_logs: &'a [RejectLine],
     pub landings: Option<&'a Landings>,
 }
 
@@ -192,26 +190,26 @@ pub fn account(evidence: &Evidence<'_>) -> Report {
         }
     }
 
-    // rejects/ and rejection log lines that carry the bytes.
+    // rejects/ and rejection log lines, parts joined.
     let mut rejected: HashSet<&str> = HashSet::new();
-    let mut note_rejected = |data: &str| {
-        if let Ok(bytes) = STANDARD.decode(data)
-            && let Some((&id, _)) = event_id(&bytes).and_then(|id| sent.get_key_value(id))
-        {
-            rejected.insert(id);
-        }
-    };
+    let mut lines: Vec<RejectLine> = evidence.rejection_logs.to_vec();
     for object in evidence.rejected {
         for line in object.body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            if let Ok(RejectLine { data: Some(data), .. }) = serde_json::from_slice::<RejectLine>(line) {
-                note_rejected(&data);
+            match serde_json::from_slice::<RejectLine>(line) {
+                Ok(line) => lines.push(line),
+                Err(_) => report.malformed_lines += 1,
             }
         }
     }
-    for log in evidence.rejection_logs {
-        if let Some(data) = &log.data {
-            note_rejected(data);
+    match reject::recover(lines) {
+        Ok(recovered) => {
+            for r in recovered {
+                if let Some((&id, _)) = event_id(&r.payload).and_then(|id| sent.get_key_value(id)) {
+                    rejected.insert(id);
+                }
+            }
         }
+        Err(_) => report.unreadable_dead_letters += 1,
     }
 
     // Dead letters: the event lines they carry.
@@ -279,6 +277,8 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
 
     fn sent(id: &str, valid: bool) -> Sent {
         Sent {
@@ -316,8 +316,11 @@ mod tests {
             sequence_number: "1".into(),
             sub_sequence_number: None,
             partition_key: "k".into(),
+            partition_key_md5: None,
             approximate_arrival_timestamp: 0.0,
-            data: Some(STANDARD.encode(r#"{"event_id":"c"}"#)),
+            truncated: Vec::new(),
+            data: STANDARD.encode(r#"{"event_id":"c"}"#),
+            part: None,
         };
         let rejected = vec![Object {
             key: "rejects/x".into(),
@@ -332,7 +335,7 @@ mod tests {
                 error_message: "Slow down.",
             },
             b"{\"event_id\":\"d\"}\n",
-            |_| "5".into(),
+            |_| "5",
             "g",
         );
         let report = account(&Evidence {

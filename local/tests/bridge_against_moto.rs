@@ -16,6 +16,7 @@ use kinesis_firehose_bridge::batch::{KinesisBatch, Record};
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::SdkFirehose;
 use kinesis_firehose_bridge::record::{self, Unpacked};
+use kinesis_firehose_bridge::store::NoStore;
 use kinesis_firehose_bridge::{Bridge, Config, kpl};
 
 fn run_dir(name: &str) -> std::path::PathBuf {
@@ -50,13 +51,13 @@ fn valid_lines(records: &[Record]) -> Vec<Vec<u8>> {
     let mut lines = Vec::new();
     for (i, r) in records.iter().enumerate() {
         // Exhaustive, so that a new kind of record cannot be skipped silently.
-        let events = match record::unpack(i, r) {
+        let events = match record::unpack(i, r, usize::MAX) {
             Unpacked::Event(event) => vec![event],
             Unpacked::Events(events) => events,
-            Unpacked::Rejected(..) => continue,
+            Unpacked::Rejected(..) | Unpacked::Deferred => continue,
         };
         for event in events {
-            if let Ok(line) = Contract::Default.check(&event.data) {
+            if let Ok(line) = Contract::Default.check(event.data) {
                 lines.push(line.into_owned());
             }
         }
@@ -76,11 +77,12 @@ async fn every_valid_event_arrives_in_s3_exactly_once_one_per_line() {
         ("DELIVERY_STREAMS", resources.delivery_streams.join(",")),
         ("REJECTS_DELIVERY_STREAM", resources.rejects_stream.clone()),
     ]);
-    let bridge = Bridge {
-        config: Config::from_lookup(|k| env.get(k).cloned()).expect("a valid configuration"),
-        contract: Contract::Default,
-        firehose: SdkFirehose::new(clients.firehose.clone()),
-    };
+    let bridge = Bridge::new(
+        Config::from_lookup(|k| env.get(k).cloned()).expect("a valid configuration"),
+        Contract::Default,
+        SdkFirehose::new(clients.firehose.clone()),
+        NoStore,
+    );
 
     // The shipped events, as `cargo lambda invoke --data-file` sends them.
     let mut batches: Vec<(String, Vec<Record>)> = Vec::new();
