@@ -6,17 +6,19 @@ SHELL := bash
 PYTHON ?= python3
 MOTO_VENV := .venv/moto
 MOTO := $(MOTO_VENV)/bin/moto_server
+KINESALITE_DIR := .venv/kinesalite
+KINESALITE := $(KINESALITE_DIR)/node_modules/kinesalite/package.json
 
-.PHONY: test lint unit check-deploy bench bench-runtime bench-build moto clean-venv
+.PHONY: test lint unit check-deploy bench bench-runtime bench-build moto kinesalite clean-venv
 
 ## test: formatting, clippy, deployment checks, benchmarks build, then unit + behaviour + end-to-end tests (last, so their results close the output)
-test: lint moto check-deploy bench-build unit
+test: lint moto kinesalite check-deploy bench-build unit
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-unit: moto
+unit: moto kinesalite
 	cargo test --workspace
 
 check-deploy:
@@ -42,6 +44,14 @@ moto: $(MOTO)
 $(MOTO): tools/requirements-moto.txt
 	$(PYTHON) -m venv $(MOTO_VENV)
 	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-moto.txt
+	touch $@
+
+## kinesalite: the local Kinesis, pinned by tools/kinesalite/package-lock.json, installed with npm into .venv/kinesalite
+kinesalite: $(KINESALITE)
+$(KINESALITE): tools/kinesalite/package.json tools/kinesalite/package-lock.json
+	mkdir -p $(KINESALITE_DIR)
+	cp tools/kinesalite/package.json tools/kinesalite/package-lock.json $(KINESALITE_DIR)/
+	cd $(KINESALITE_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 clean-venv:

@@ -5,9 +5,10 @@
 #   make demo FAULTS=throttle=0.7 DEMO_FLAGS="--replay --bridge-env MAX_PUT_ATTEMPTS=2"
 #   make demo INVOKE=cargo-lambda              the real function under `cargo lambda watch`
 #
-# Everything runs on 127.0.0.1 against moto; the demo starts moto (and
-# cargo lambda) itself and ends them by their pid, also on Ctrl-C. Its
-# logs, ledger and report go to a folder under $TMPDIR, printed at the start.
+# Everything runs on 127.0.0.1 against kinesalite (Kinesis) and moto
+# (Firehose, S3); the demo starts them (and cargo lambda) itself and ends
+# them by their pid, also on Ctrl-C. Its logs, ledger and report go to a
+# folder under $TMPDIR, printed at the start.
 
 RATE ?= 5000
 DURATION ?= 60
@@ -20,7 +21,7 @@ CARGO_LAMBDA_VENV := .venv/cargo-lambda
 CARGO_LAMBDA := $(CARGO_LAMBDA_VENV)/bin/cargo-lambda
 CARGO_LAMBDA_VERSION := 1.9.2
 
-DEMO_NEEDS := moto
+DEMO_NEEDS := moto kinesalite
 ifeq ($(INVOKE),cargo-lambda)
 DEMO_NEEDS += cargo-lambda
 endif

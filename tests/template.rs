@@ -327,10 +327,12 @@ fn event_source_mapping_tuning_is_left_to_parameters() {
         let name = ref_target(&esm[property]).unwrap_or_else(|| panic!("{property} is not a !Ref"));
         parameter(name);
     }
-    assert_eq!(
-        parameter(ref_target(&esm["StartingPosition"]).unwrap())["Default"],
-        "LATEST"
-    );
+}
+
+#[test]
+fn event_source_mapping_starts_at_trim_horizon_by_default_so_nothing_is_skipped() {
+    let position = parameter(ref_target(&kinesis_event()["StartingPosition"]).unwrap());
+    assert_eq!(position["Default"], "TRIM_HORIZON");
 }
 
 #[test]
@@ -360,27 +362,123 @@ fn event_source_mapping_gives_up_on_records_before_the_stream_drops_them() {
     );
 }
 
-#[test]
-fn event_source_mapping_sends_batches_given_up_on_to_an_encrypted_destination() {
+/// The bucket the function keeps undelivered records in, and the event
+/// source mapping's on-failure destination: the events bucket itself.
+fn undelivered_bucket() -> &'static str {
     let on_failure = &kinesis_event()["DestinationConfig"]["OnFailure"];
     let target = arn_of(&on_failure["Destination"]).expect("OnFailure.Destination is a !GetAtt Arn");
-    let props = &resource(target)["Properties"];
-    match type_of(target) {
-        "AWS::SQS::Queue" => {
-            assert!(
-                props["SqsManagedSseEnabled"] == Value::Bool(true) || !props["KmsMasterKeyId"].is_null(),
-                "dead-letter queue {target} is not encrypted"
-            );
-            let may_send = function_role_statements().into_iter().any(|s| {
-                s["Effect"] == "Allow"
-                    && actions(s).contains(&"sqs:SendMessage")
-                    && listed(&s["Resource"]).into_iter().any(|r| arn_of(r) == Some(target))
-            });
-            assert!(may_send, "the function's role may not sqs:SendMessage to {target}");
-        }
-        "AWS::S3::Bucket" => assert!(!props["BucketEncryption"].is_null(), "{target} is not encrypted"),
-        other => panic!("on-failure destination {target} is a {other}"),
+    assert_eq!(
+        type_of(target),
+        "AWS::S3::Bucket",
+        "the on-failure destination keeps whole batches in S3"
+    );
+    target
+}
+
+/// `${Bucket.Arn}/prefix/*`, as the policies write it.
+fn objects_under(bucket: &str, prefix: &str) -> Value {
+    serde_json::json!({"Fn::Sub": format!("${{{bucket}.Arn}}/{prefix}*")})
+}
+
+#[test]
+fn batches_given_up_on_are_kept_whole_in_an_encrypted_private_bucket_with_a_lifecycle() {
+    let bucket = undelivered_bucket();
+    let props = &resource(bucket)["Properties"];
+    assert!(!props["BucketEncryption"].is_null(), "{bucket} is not encrypted");
+    let block = &props["PublicAccessBlockConfiguration"];
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(block[setting], Value::Bool(true), "{bucket}: {setting}");
     }
+    let rules = listed(&props["LifecycleConfiguration"]["Rules"]);
+    assert!(
+        rules.iter().any(|r| r["Status"] == "Enabled"
+            && r.get("Prefix").is_none()
+            && r.get("Filter").is_none()
+            && !r["ExpirationInDays"].is_null()),
+        "one lifecycle rule covers every prefix, undelivered records included: {rules:?}"
+    );
+    assert!(
+        resources_of_type("AWS::SQS::Queue").is_empty(),
+        "no metadata-only queue: the batches themselves are kept"
+    );
+}
+
+#[test]
+fn an_alarm_fires_when_a_batch_is_given_up_on() {
+    let bucket = undelivered_bucket();
+    let metrics = listed(&resource(bucket)["Properties"]["MetricsConfigurations"]);
+    let filter = metrics
+        .iter()
+        .find(|m| m["Prefix"] == "aws/lambda/")
+        .expect("request metrics on the prefix Lambda writes given-up batches to");
+    let alarm = alarm_on(&Value::from("AWS/S3"), "PutRequests");
+    let dimensions = listed(&alarm["Dimensions"]);
+    assert!(
+        dimensions
+            .iter()
+            .any(|d| d["Name"] == "FilterId" && d["Value"] == filter["Id"])
+    );
+    assert!(
+        dimensions
+            .iter()
+            .any(|d| d["Name"] == "BucketName" && ref_target(&d["Value"]) == Some(bucket))
+    );
+    assert_eq!(alarm["ComparisonOperator"], "GreaterThanThreshold");
+    assert_eq!(setting(&alarm["Threshold"]).default, 0.0);
+}
+
+#[test]
+fn the_function_keeps_undelivered_records_in_the_same_bucket_and_may_write_only_there() {
+    let bucket = undelivered_bucket();
+    assert_eq!(ref_target(&environment()[vars::UNDELIVERED_BUCKET]), Some(bucket));
+    let allowed = ["dead-letters/", "rejects-unsent/", "aws/lambda/"].map(|p| objects_under(bucket, p));
+    let mut puts = BTreeSet::new();
+    let mut lists = 0;
+    for statement in function_role_statements() {
+        let s3: Vec<&str> = actions(statement)
+            .into_iter()
+            .filter(|a| a.starts_with("s3:"))
+            .collect();
+        if s3.is_empty() {
+            continue;
+        }
+        assert_eq!(statement["Effect"], "Allow");
+        for action in &s3 {
+            match *action {
+                "s3:PutObject" => {
+                    for r in listed(&statement["Resource"]) {
+                        assert!(
+                            allowed.contains(r),
+                            "s3:PutObject on {r}, outside the undelivered prefixes"
+                        );
+                        puts.insert(r.to_string());
+                    }
+                }
+                "s3:ListBucket" => {
+                    lists += 1;
+                    for r in listed(&statement["Resource"]) {
+                        assert_eq!(arn_of(r), Some(bucket), "s3:ListBucket on {r}");
+                    }
+                }
+                other => panic!("the function may not {other}"),
+            }
+        }
+    }
+    assert_eq!(puts.len(), 3, "{puts:?}");
+    assert_eq!(lists, 1, "Lambda needs s3:ListBucket for an S3 on-failure destination");
+}
+
+#[test]
+fn an_alarm_fires_when_an_undelivered_event_is_left_only_in_the_log() {
+    let namespace = &environment()[vars::METRICS_NAMESPACE];
+    let alarm = alarm_on(namespace, "EventsKeptOnlyInLog");
+    assert!(watches_the_function(alarm));
+    assert_eq!(setting(&alarm["Threshold"]).default, 0.0);
 }
 
 // ---------------------------------------------------- least privilege --

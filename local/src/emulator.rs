@@ -1,8 +1,18 @@
-//! moto in server mode: the local Kinesis, Firehose and S3.
+//! The local AWS APIs, each a server process on a free port of 127.0.0.1.
 //!
-//! The pinned moto lives in `.venv/moto` (`make moto` creates it). Each
-//! [`Moto`] runs its own server on a free port of 127.0.0.1, logs outside
-//! the project folder, and is ended by its pid when dropped.
+//! - **kinesalite** (Node.js, pinned in `tools/kinesalite/package-lock.json`,
+//!   installed into `.venv/kinesalite` by `make kinesalite`): the Kinesis
+//!   stream. It takes 12,000 `PutRecords` entries a second on this machine,
+//!   flat as the stream grows, where moto's Kinesis takes 2,000 falling to
+//!   500 and, under concurrent writers, gives two records one sequence
+//!   number (README, Local pipeline). It keeps records in LevelDB under the
+//!   run folder, so its memory stays bounded.
+//! - **moto** (Python, pinned in `tools/requirements-moto.txt`, installed into
+//!   `.venv/moto` by `make moto`): Firehose and the S3 bucket its delivery
+//!   streams write to.
+//!
+//! Each [`Emulator`] logs outside the project folder and is ended by its pid
+//! when dropped.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -15,24 +25,33 @@ use crate::Result;
 use crate::child::Guarded;
 
 /// Where `make moto` installs the server; `MOTO_SERVER` overrides it.
-pub fn server_path() -> PathBuf {
+pub fn moto_path() -> PathBuf {
     std::env::var_os("MOTO_SERVER")
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::repo_root().join(".venv/moto/bin/moto_server"))
 }
 
-/// A running moto server.
+/// Where `make kinesalite` installs its modules; `KINESALITE_MODULES`
+/// overrides it.
+pub fn kinesalite_modules() -> PathBuf {
+    std::env::var_os("KINESALITE_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join(".venv/kinesalite/node_modules"))
+}
+
+/// A running emulator.
 #[derive(Debug)]
-pub struct Moto {
+pub struct Emulator {
+    name: &'static str,
     process: Guarded,
     port: u16,
     log: PathBuf,
 }
 
-impl Moto {
-    /// Starts moto from [`server_path`] and waits until it answers.
-    pub async fn start(log_dir: &Path) -> Result<Self> {
-        let server = server_path();
+impl Emulator {
+    /// moto (Firehose and S3), from [`moto_path`].
+    pub async fn moto(log_dir: &Path) -> Result<Self> {
+        let server = moto_path();
         if !server.exists() {
             return Err(format!(
                 "moto is not installed: {} does not exist. Run `make moto` in the repository root first \
@@ -43,13 +62,46 @@ impl Moto {
             .into());
         }
         let port = free_port()?;
-        let log = log_dir.join(format!("moto-{port}.log"));
         let mut command = Command::new(&server);
         command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-        let process = Guarded::spawn("moto_server", command, &log)?;
-        let mut moto = Moto { process, port, log };
-        moto.wait_until_ready(Duration::from_secs(60)).await?;
-        Ok(moto)
+        Self::start("moto_server", command, port, log_dir).await
+    }
+
+    /// kinesalite (Kinesis), its records in LevelDB under `log_dir`.
+    pub async fn kinesalite(log_dir: &Path) -> Result<Self> {
+        let modules = kinesalite_modules();
+        if !modules.join("kinesalite").exists() {
+            return Err(format!(
+                "kinesalite is not installed: {} does not exist. Run `make kinesalite` in the repository root \
+                 first (it installs the pinned kinesalite from tools/kinesalite/package-lock.json with npm), or \
+                 set KINESALITE_MODULES to a node_modules folder that holds it.",
+                modules.join("kinesalite").display()
+            )
+            .into());
+        }
+        let port = free_port()?;
+        let store = log_dir.join(format!("kinesalite-{port}.db"));
+        let node = std::env::var_os("NODE").unwrap_or_else(|| "node".into());
+        let mut command = Command::new(node);
+        command
+            .arg(crate::repo_root().join("tools/kinesalite/serve.js"))
+            .arg(port.to_string())
+            .arg(&store)
+            .env("KINESALITE_MODULES", &modules);
+        Self::start("kinesalite", command, port, log_dir).await
+    }
+
+    async fn start(name: &'static str, command: Command, port: u16, log_dir: &Path) -> Result<Self> {
+        let log = log_dir.join(format!("{name}-{port}.log"));
+        let process = Guarded::spawn(name, command, &log)?;
+        let mut emulator = Emulator {
+            name,
+            process,
+            port,
+            log,
+        };
+        emulator.wait_until_ready(Duration::from_secs(60)).await?;
+        Ok(emulator)
     }
 
     pub fn endpoint(&self) -> String {
@@ -69,6 +121,11 @@ impl Moto {
         &self.log
     }
 
+    /// Whether the server has exited (it should not have).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.exited()
+    }
+
     /// Ends the server now (dropping it does the same).
     pub fn stop(mut self) {
         self.process.stop(Duration::from_secs(3));
@@ -79,23 +136,22 @@ impl Moto {
         loop {
             if let Some(status) = self.process.exited() {
                 let tail = std::fs::read_to_string(&self.log).unwrap_or_default();
-                let tail: String = tail
-                    .lines()
-                    .rev()
-                    .take(15)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                return Err(format!("moto_server exited ({status}) before answering; its log:\n{tail}").into());
+                let tail: Vec<&str> = tail.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                return Err(format!(
+                    "{} exited ({status}) before answering; its log:\n{}",
+                    self.name,
+                    tail.join("\n")
+                )
+                .into());
             }
             if answers(self.port).await {
                 return Ok(());
             }
             if Instant::now() > until {
                 return Err(format!(
-                    "moto_server (pid {}) did not answer on port {} within {limit:?}; see {}",
+                    "{} (pid {}) did not answer on port {} within {limit:?}; see {}",
+                    self.name,
                     self.pid(),
                     self.port,
                     self.log.display()
@@ -119,7 +175,7 @@ async fn answers(port: u16) -> bool {
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
         stream
-            .write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
             .await
             .ok()?;
         let mut head = [0u8; 12];

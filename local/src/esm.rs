@@ -1,21 +1,35 @@
 //! The event source mapping: what Lambda runs in production between a
-//! Kinesis stream and the function.
+//! Kinesis stream and the function, with the settings `template.yaml`
+//! deploys ([`crate::template`]).
 //!
-//! Every shard is polled on its own (GetShardIterator from TRIM_HORIZON,
-//! then GetRecords), at most `batch_size` records per batch, with one
-//! invocation in flight per shard (ParallelizationFactor 1). A shard is
-//! polled again at once while it has a backlog (the last read was a full
-//! batch), otherwise after `poll_interval` (Lambda's base rate is once per
-//! second), and never more than five times a second (the GetRecords limit).
+//! Every shard is polled on its own: GetShardIterator at TRIM_HORIZON, then
+//! GetRecords, again at once while the shard has a backlog, otherwise after
+//! `poll_interval` (Lambda polls once a second), and never more than five
+//! times a second (the GetRecords limit). A batch is invoked when it holds
+//! BatchSize records, when the next record would take its payload past the
+//! 6 MB invocation limit, or when MaximumBatchingWindowInSeconds has passed
+//! since its first record was read. One invocation is in flight per shard
+//! (ParallelizationFactor 1).
 //!
-//! Lambda's semantics for each batch:
-//! - the function failed (an error, a timeout): the same batch again, after
-//!   a growing pause, until it succeeds (MaximumRetryAttempts -1; the
-//!   deployed template bounds retries and bisects, which this does not);
-//! - `batchItemFailures`: the lowest reported sequence number and what
-//!   follows it are sent again; what precedes it is done;
-//! - otherwise the batch is done and the shard advances.
+//! What follows an invocation (Lambda developer guide, "Using Lambda with
+//! Kinesis" and "Configuring partial batch response"):
+//! - success: the batch is done and the shard moves on;
+//! - `batchItemFailures`: the records from the lowest reported sequence
+//!   number on are sent again. With BisectBatchOnFunctionError that is a
+//!   bisection at the returned sequence number and "splitting batches
+//!   doesn't consume the retry quota"; without it, or when nothing before
+//!   that record was done, it is a retry;
+//! - a function error (an error, or no answer within the function's
+//!   timeout): with BisectBatchOnFunctionError a batch of more than one
+//!   record is split in two and each half processed in turn, consuming no
+//!   retry; a single record, or any batch without bisect, is retried after
+//!   a pause that doubles up to 5 s;
+//! - more retries than MaximumRetryAttempts, or a record older than
+//!   MaximumRecordAgeInSeconds: the batch is given up. Its invocation record,
+//!   payload included, goes to the S3 on-failure destination
+//!   ([`crate::on_failure`]), and the shard moves on.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,6 +38,7 @@ use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::types::{Record, ShardIteratorType};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use kinesis_firehose_bridge::limits::MAX_INVOCATION_PAYLOAD;
 use kinesis_firehose_bridge::record::compare_sequence_numbers;
 use serde_json::json;
 use tokio::time::Instant;
@@ -31,21 +46,42 @@ use tokio::time::Instant;
 use crate::Result;
 use crate::aws::{ACCOUNT, REGION};
 use crate::invoke::{FunctionError, Invoker};
+use crate::on_failure::{Condition, GivenUp, InvocationRecord};
 use crate::setup::Shard;
+use crate::template::Deployed;
 
 #[derive(Debug, Clone)]
 pub struct EsmConfig {
-    /// Most records per invocation (Lambda's BatchSize; 500 in the template).
+    /// Most records per invocation (BatchSize).
     pub batch_size: usize,
+    /// MaximumBatchingWindowInSeconds.
+    pub batching_window: Duration,
+    /// Most bytes of invocation payload (Lambda's 6 MB).
+    pub max_payload: usize,
+    /// MaximumRetryAttempts.
+    pub max_retry_attempts: u32,
+    /// MaximumRecordAgeInSeconds.
+    pub max_record_age: Duration,
+    /// BisectBatchOnFunctionError.
+    pub bisect_on_error: bool,
+    /// FunctionResponseTypes has ReportBatchItemFailures.
+    pub report_batch_item_failures: bool,
     pub poll_interval: Duration,
     /// First pause before a failed batch is retried; doubles up to 5 s.
     pub retry_delay: Duration,
 }
 
-impl Default for EsmConfig {
-    fn default() -> Self {
+impl EsmConfig {
+    /// The mapping the template deploys.
+    pub fn deployed(deployed: &Deployed) -> Self {
         EsmConfig {
-            batch_size: 500,
+            batch_size: deployed.batch_size,
+            batching_window: deployed.maximum_batching_window,
+            max_payload: MAX_INVOCATION_PAYLOAD,
+            max_retry_attempts: deployed.maximum_retry_attempts,
+            max_record_age: deployed.maximum_record_age,
+            bisect_on_error: deployed.bisect_batch_on_function_error,
+            report_batch_item_failures: deployed.report_batch_item_failures,
             poll_interval: Duration::from_secs(1),
             retry_delay: Duration::from_millis(200),
         }
@@ -59,19 +95,28 @@ pub struct EsmStats {
     pub function_errors: AtomicU64,
     /// Batches resumed from a `batchItemFailures` sequence number.
     pub partial_retries: AtomicU64,
-    /// Records whose batch is done (each counted once).
+    /// Batches split in two after a function error.
+    pub bisects: AtomicU64,
+    /// Invocations that consumed a retry.
+    pub retries: AtomicU64,
+    /// Batches given up on, and the records in them.
+    pub batches_given_up: AtomicU64,
+    pub records_given_up: AtomicU64,
+    /// Records whose batch is done, given up on included (each counted once).
     pub records_done: AtomicU64,
     /// Records sent again after a function error or partial failure.
     pub records_resent: AtomicU64,
     pub get_records_errors: AtomicU64,
-    /// The largest `MillisBehindLatest` of the last read of every shard.
-    pub millis_behind: AtomicU64,
     pub last_error: std::sync::Mutex<Option<String>>,
 }
 
 impl EsmStats {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     fn note_error(&self, error: String) {
@@ -81,6 +126,16 @@ impl EsmStats {
     }
 }
 
+/// Where given-up batches go: an S3 bucket, as the template deploys it.
+#[derive(Debug, Clone)]
+pub struct OnFailureDestination {
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    /// The mapping's id, the first part of every object's key.
+    pub mapping_uuid: String,
+    pub function_arn: String,
+}
+
 /// The mapping of one stream to one function.
 pub struct EventSourceMapping {
     pub kinesis: aws_sdk_kinesis::Client,
@@ -88,22 +143,31 @@ pub struct EventSourceMapping {
     pub stream_arn: String,
     pub config: EsmConfig,
     pub invoker: Arc<Invoker>,
+    pub on_failure: Option<OnFailureDestination>,
     pub stats: Arc<EsmStats>,
+}
+
+/// A record read, with its part of the invocation payload.
+struct Read {
+    record: Record,
+    json: Vec<u8>,
+}
+
+/// Records of one batch, and the retries they have consumed.
+struct Piece {
+    records: Vec<Read>,
+    retries: u32,
 }
 
 impl EventSourceMapping {
     /// Polls every shard until `stop` is set; a batch in progress is
     /// finished first, unless the function keeps failing.
     pub async fn run(self: Arc<Self>, shards: Vec<Shard>, stop: Arc<AtomicBool>) -> Result<()> {
-        let behind: Arc<Vec<AtomicU64>> = Arc::new(shards.iter().map(|_| AtomicU64::new(0)).collect());
         let mut tasks = Vec::new();
-        for (index, shard) in shards.into_iter().enumerate() {
+        for shard in shards {
             let mapping = self.clone();
             let stop = stop.clone();
-            let behind = behind.clone();
-            tasks.push(tokio::spawn(
-                async move { mapping.poll(index, shard, stop, behind).await },
-            ));
+            tasks.push(tokio::spawn(async move { mapping.poll(shard, stop).await }));
         }
         for task in tasks {
             task.await.map_err(|e| format!("a shard poller panicked: {e}"))??;
@@ -111,27 +175,47 @@ impl EventSourceMapping {
         Ok(())
     }
 
-    async fn poll(&self, index: usize, shard: Shard, stop: Arc<AtomicBool>, behind: Arc<Vec<AtomicU64>>) -> Result<()> {
-        let mut iterator = self.iterator(&shard, None).await?;
-        let mut last_done: Option<String> = None;
+    async fn poll(&self, shard: Shard, stop: Arc<AtomicBool>) -> Result<()> {
+        let config = &self.config;
+        let mut iterator = Some(self.iterator(&shard, None).await?);
+        let mut pending: VecDeque<Read> = VecDeque::new();
+        let mut pending_bytes = 0;
+        let mut window_ends: Option<Instant> = None;
+        let mut last_read: Option<String> = None;
         let mut invocation = 0u64;
         let mut last_poll: Option<Instant> = None;
         let mut backlog = false;
         while !stop.load(Ordering::Relaxed) {
+            let full = pending.len() >= config.batch_size || pending_bytes >= config.max_payload;
+            let window_over = window_ends.is_some_and(|end| Instant::now() >= end) || iterator.is_none();
+            if !pending.is_empty() && (full || window_over) {
+                let batch = take_batch(&mut pending, &mut pending_bytes, config);
+                window_ends = (!pending.is_empty()).then(|| Instant::now() + config.batching_window);
+                self.deliver(&shard, batch, &mut invocation, &stop).await;
+                continue;
+            }
+            let Some(current) = iterator.clone() else {
+                break; // the shard was closed and is read to its end
+            };
             if let Some(at) = last_poll {
-                let gap = if backlog {
+                let mut gap = if backlog {
                     Duration::from_millis(200)
                 } else {
-                    self.config.poll_interval
+                    config.poll_interval
                 };
+                if let Some(end) = window_ends {
+                    gap = gap
+                        .min(end.saturating_duration_since(at))
+                        .max(Duration::from_millis(200));
+                }
                 tokio::time::sleep_until(at + gap).await;
             }
             last_poll = Some(Instant::now());
             let read = self
                 .kinesis
                 .get_records()
-                .shard_iterator(&iterator)
-                .limit(self.config.batch_size as i32)
+                .shard_iterator(&current)
+                .limit(config.batch_size as i32)
                 .send()
                 .await;
             let output = match read {
@@ -140,79 +224,206 @@ impl EventSourceMapping {
                     self.stats.get_records_errors.fetch_add(1, Ordering::Relaxed);
                     self.stats.note_error(format!("GetRecords {}: {e:?}", shard.id));
                     if e.code() == Some("ExpiredIteratorException") {
-                        iterator = self.iterator(&shard, last_done.as_deref()).await?;
+                        iterator = Some(self.iterator(&shard, last_read.as_deref()).await?);
                     }
                     continue;
                 }
             };
-            behind[index].store(output.millis_behind_latest().unwrap_or(0) as u64, Ordering::Relaxed);
-            self.stats.millis_behind.store(
-                behind.iter().map(|b| b.load(Ordering::Relaxed)).max().unwrap_or(0),
-                Ordering::Relaxed,
-            );
             let records = output.records();
-            backlog = records.len() >= self.config.batch_size;
-            if !records.is_empty() {
-                self.deliver(&shard, records, &mut invocation, &stop).await;
-                last_done = records.last().map(|r| r.sequence_number().to_owned());
+            backlog = records.len() >= config.batch_size;
+            if window_ends.is_none() && !records.is_empty() {
+                window_ends = Some(Instant::now() + config.batching_window);
             }
-            match output.next_shard_iterator() {
-                Some(next) => iterator = next.to_owned(),
-                None => break, // the shard was closed and is read to its end
+            for record in records {
+                let json = record_json(record, &shard.id, &self.stream_arn);
+                pending_bytes += json.len() + 1;
+                pending.push_back(Read {
+                    record: record.clone(),
+                    json,
+                });
             }
+            if let Some(last) = records.last() {
+                last_read = Some(last.sequence_number().to_owned());
+            }
+            iterator = output.next_shard_iterator().map(str::to_owned);
         }
         Ok(())
     }
 
-    /// Runs one batch to completion under Lambda's retry semantics.
-    async fn deliver(&self, shard: &Shard, records: &[Record], invocation: &mut u64, stop: &AtomicBool) {
-        let mut batch = records;
-        let mut pause = self.config.retry_delay;
-        loop {
-            *invocation += 1;
-            let request_id = format!("{}-{invocation}", shard.id);
-            let event = event_json(batch, &shard.id, &self.stream_arn);
-            self.stats.invocations.fetch_add(1, Ordering::Relaxed);
-            let failure = match self.invoker.invoke(&event, &request_id).await {
-                Ok(response) => {
-                    let lowest = response
-                        .batch_item_failures
-                        .iter()
-                        .filter_map(|f| f.item_identifier.as_deref())
-                        .min_by(|a, b| compare_sequence_numbers(a, b));
-                    match lowest {
-                        None => {
-                            self.stats.records_done.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                            return;
-                        }
-                        Some(sequence) => match batch.iter().position(|r| r.sequence_number() == sequence) {
-                            Some(at) => {
-                                self.stats.partial_retries.fetch_add(1, Ordering::Relaxed);
-                                self.stats.records_done.fetch_add(at as u64, Ordering::Relaxed);
-                                batch = &batch[at..];
-                                None
+    /// Runs one batch to completion under Lambda's failure handling.
+    async fn deliver(&self, shard: &Shard, batch: Vec<Read>, invocation: &mut u64, stop: &AtomicBool) {
+        let config = &self.config;
+        let stats = &self.stats;
+        let mut pieces = VecDeque::from([Piece {
+            records: batch,
+            retries: 0,
+        }]);
+        let mut invocations_of_batch = 0;
+        while let Some(mut piece) = pieces.pop_front() {
+            let mut pause = config.retry_delay;
+            loop {
+                if piece.records.is_empty() {
+                    break;
+                }
+                if oldest_age(&piece.records) > config.max_record_age {
+                    self.give_up(
+                        shard,
+                        piece,
+                        Condition::RecordAgeExceeded,
+                        invocations_of_batch,
+                        invocation,
+                    )
+                    .await;
+                    break;
+                }
+                *invocation += 1;
+                invocations_of_batch += 1;
+                let request_id = format!("{}-{invocation}", shard.id);
+                stats.invocations.fetch_add(1, Ordering::Relaxed);
+                let event = event_json(&piece.records);
+                let answer = self.invoker.invoke(&event, &request_id).await;
+                let failure = match answer {
+                    Ok(response) => {
+                        let lowest = response
+                            .batch_item_failures
+                            .iter()
+                            .map(|f| f.item_identifier.as_deref())
+                            .reduce(|a, b| match (a, b) {
+                                (Some(a), Some(b)) => Some(if compare_sequence_numbers(a, b).is_le() { a } else { b }),
+                                _ => None,
+                            });
+                        match lowest {
+                            None => {
+                                EsmStats::add(&stats.records_done, piece.records.len());
+                                break;
                             }
-                            // Lambda treats an identifier outside the batch
-                            // as a failure of the whole batch.
-                            None => Some(format!("batchItemFailures names {sequence}, which is not in the batch")),
-                        },
+                            // With ReportBatchItemFailures off, Lambda ignores the list.
+                            Some(_) if !config.report_batch_item_failures => {
+                                EsmStats::add(&stats.records_done, piece.records.len());
+                                break;
+                            }
+                            Some(Some(sequence)) => match piece
+                                .records
+                                .iter()
+                                .position(|r| r.record.sequence_number() == sequence)
+                            {
+                                Some(at) => {
+                                    stats.partial_retries.fetch_add(1, Ordering::Relaxed);
+                                    EsmStats::add(&stats.records_done, at);
+                                    piece.records.drain(..at);
+                                    EsmStats::add(&stats.records_resent, piece.records.len());
+                                    if config.bisect_on_error && at > 0 {
+                                        continue; // a bisection: no retry consumed
+                                    }
+                                    None
+                                }
+                                // "An itemIdentifier with a bad key name" is a complete failure.
+                                None => Some(format!("batchItemFailures names {sequence}, which is not in the batch")),
+                            },
+                            Some(None) => Some("batchItemFailures has an empty or null itemIdentifier".to_owned()),
+                        }
+                    }
+                    Err(FunctionError(message)) => Some(message),
+                };
+                if let Some(message) = &failure {
+                    stats.function_errors.fetch_add(1, Ordering::Relaxed);
+                    stats.note_error(format!("{request_id}: {message}"));
+                    if config.bisect_on_error && piece.records.len() > 1 {
+                        stats.bisects.fetch_add(1, Ordering::Relaxed);
+                        let second = piece.records.split_off(piece.records.len() / 2);
+                        EsmStats::add(&stats.records_resent, piece.records.len() + second.len());
+                        pieces.push_front(Piece {
+                            records: second,
+                            retries: piece.retries,
+                        });
+                        pieces.push_front(piece);
+                        break;
                     }
                 }
-                Err(FunctionError(message)) => Some(message),
-            };
-            if let Some(message) = failure {
-                self.stats.function_errors.fetch_add(1, Ordering::Relaxed);
-                self.stats.note_error(format!("{request_id}: {message}"));
+                piece.retries += 1;
+                stats.retries.fetch_add(1, Ordering::Relaxed);
+                if piece.retries > config.max_retry_attempts {
+                    self.give_up(
+                        shard,
+                        piece,
+                        Condition::RetryAttemptsExhausted,
+                        invocations_of_batch,
+                        invocation,
+                    )
+                    .await;
+                    break;
+                }
+                if failure.is_some() {
+                    EsmStats::add(&stats.records_resent, piece.records.len());
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
             }
-            self.stats
-                .records_resent
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// Writes the invocation record to the on-failure destination; the
+    /// shard moves on.
+    async fn give_up(&self, shard: &Shard, piece: Piece, condition: Condition, invocations: u64, invocation: &u64) {
+        let stats = &self.stats;
+        let records = &piece.records;
+        stats.batches_given_up.fetch_add(1, Ordering::Relaxed);
+        EsmStats::add(&stats.records_given_up, records.len());
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return;
+        };
+        let arrival = |r: &Read| {
+            r.record
+                .approximate_arrival_timestamp()
+                .map_or(0.0, |t| t.as_secs_f64())
+        };
+        let event = event_json(records);
+        let request_id = format!("{}-{invocation}", shard.id);
+        let written = match &self.on_failure {
+            None => Err("no on-failure destination is configured".to_owned()),
+            Some(destination) => {
+                let record = InvocationRecord::new(&GivenUp {
+                    shard_id: &shard.id,
+                    stream_arn: &self.stream_arn,
+                    function_arn: &destination.function_arn,
+                    condition,
+                    invocations,
+                    last_request_id: &request_id,
+                    first_sequence: first.record.sequence_number(),
+                    last_sequence: last.record.sequence_number(),
+                    first_arrival: arrival(first),
+                    last_arrival: arrival(last),
+                    records: records.len(),
+                    event: &event,
+                });
+                let key = record.key(&destination.mapping_uuid);
+                match serde_json::to_vec(&record) {
+                    Err(e) => Err(e.to_string()),
+                    Ok(body) => destination
+                        .s3
+                        .put_object()
+                        .bucket(&destination.bucket)
+                        .key(&key)
+                        .body(body.into())
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(|e| format!("s3://{}/{key}: {e:?}", destination.bucket)),
+                }
+            }
+        };
+        if let Err(e) = written {
+            // Lambda, too, moves on; the records stay in the stream until
+            // its retention ends. Say so loudly.
+            stats.note_error(format!("{request_id}: a given-up batch could not be written: {e}"));
+            eprintln!(
+                "event source mapping: a batch given up on could not be written to the on-failure destination: {e}"
+            );
+        }
+        EsmStats::add(&stats.records_done, records.len());
     }
 
     async fn iterator(&self, shard: &Shard, after: Option<&str>) -> Result<String> {
@@ -238,31 +449,143 @@ impl EventSourceMapping {
     }
 }
 
-/// The batch as Lambda sends it: a `KinesisEvent` in its exact JSON shape.
-pub fn event_json(records: &[Record], shard_id: &str, stream_arn: &str) -> Vec<u8> {
-    let records: Vec<serde_json::Value> = records
+/// The next batch from `pending`: at most `batch_size` records and, past
+/// the first record, at most `max_payload` bytes of invocation payload.
+fn take_batch(pending: &mut VecDeque<Read>, pending_bytes: &mut usize, config: &EsmConfig) -> Vec<Read> {
+    let mut batch = Vec::new();
+    let mut size = EVENT_BYTES_FIXED;
+    while let Some(next) = pending.front() {
+        let next_size = next.json.len() + 1;
+        if batch.len() == config.batch_size || (!batch.is_empty() && size + next_size > config.max_payload) {
+            break;
+        }
+        size += next_size;
+        *pending_bytes -= next_size;
+        batch.extend(pending.pop_front());
+    }
+    batch
+}
+
+/// `{"Records":[` and `]}`.
+const EVENT_BYTES_FIXED: usize = r#"{"Records":[]}"#.len();
+
+fn oldest_age(records: &[Read]) -> Duration {
+    let now = crate::now_ms() as f64 / 1000.0;
+    records
         .iter()
-        .map(|r| {
-            let sequence = r.sequence_number();
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r.partition_key(),
-                    "sequenceNumber": sequence,
-                    "data": STANDARD.encode(r.data().as_ref()),
-                    "approximateArrivalTimestamp": r
-                        .approximate_arrival_timestamp()
-                        .map_or(0.0, |t| t.as_secs_f64()),
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{shard_id}:{sequence}"),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": format!("arn:aws:iam::{ACCOUNT}:role/kinesis-firehose-bridge"),
-                "awsRegion": REGION,
-                "eventSourceARN": stream_arn,
-            })
+        .filter_map(|r| r.record.approximate_arrival_timestamp())
+        .map(|t| t.as_secs_f64())
+        .reduce(f64::min)
+        .map_or(Duration::ZERO, |oldest| {
+            Duration::from_secs_f64((now - oldest).max(0.0))
         })
-        .collect();
-    serde_json::to_vec(&json!({ "Records": records })).unwrap_or_default()
+}
+
+/// One record in its exact Lambda `KinesisEvent` JSON shape.
+fn record_json(r: &Record, shard_id: &str, stream_arn: &str) -> Vec<u8> {
+    let sequence = r.sequence_number();
+    let value = json!({
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": r.partition_key(),
+            "sequenceNumber": sequence,
+            "data": STANDARD.encode(r.data().as_ref()),
+            "approximateArrivalTimestamp": r
+                .approximate_arrival_timestamp()
+                .map_or(0.0, |t| t.as_secs_f64()),
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": format!("{shard_id}:{sequence}"),
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": format!("arn:aws:iam::{ACCOUNT}:role/kinesis-firehose-bridge"),
+        "awsRegion": REGION,
+        "eventSourceARN": stream_arn,
+    });
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// The batch as Lambda sends it: a `KinesisEvent` document.
+fn event_json(records: &[Read]) -> Vec<u8> {
+    let mut event = Vec::with_capacity(EVENT_BYTES_FIXED + records.iter().map(|r| r.json.len() + 1).sum::<usize>());
+    event.extend_from_slice(br#"{"Records":["#);
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            event.push(b',');
+        }
+        event.extend_from_slice(&r.json);
+    }
+    event.extend_from_slice(b"]}");
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_kinesis::primitives::{Blob, DateTime};
+
+    fn read(i: usize, size: usize) -> Read {
+        let record = Record::builder()
+            .sequence_number(format!("{i:05}"))
+            .partition_key("k")
+            .data(Blob::new(vec![b'x'; size]))
+            .approximate_arrival_timestamp(DateTime::from_secs(1_764_072_000))
+            .build()
+            .unwrap();
+        let json = record_json(&record, "shardId-0", "arn");
+        Read { record, json }
+    }
+
+    fn config() -> EsmConfig {
+        EsmConfig {
+            batch_size: 500,
+            batching_window: Duration::ZERO,
+            max_payload: MAX_INVOCATION_PAYLOAD,
+            max_retry_attempts: 2,
+            max_record_age: Duration::from_secs(60),
+            bisect_on_error: true,
+            report_batch_item_failures: true,
+            poll_interval: Duration::from_secs(1),
+            retry_delay: Duration::from_millis(1),
+        }
+    }
+
+    #[test]
+    fn a_batch_ends_before_the_record_that_would_pass_six_megabytes() {
+        // Records of 900 KB of data (1.2 MB as base64 in the payload).
+        let mut pending: VecDeque<Read> = (0..8).map(|i| read(i, 900_000)).collect();
+        let mut bytes: usize = pending.iter().map(|r| r.json.len() + 1).sum();
+        let batch = take_batch(&mut pending, &mut bytes, &config());
+        let size = event_json(&batch).len();
+        assert!(size <= MAX_INVOCATION_PAYLOAD, "{size}");
+        assert_eq!(batch.len(), 5);
+        let next = pending.front().unwrap().json.len() + 1;
+        assert!(size + next > MAX_INVOCATION_PAYLOAD, "the next record would not fit");
+        assert_eq!(bytes, pending.iter().map(|r| r.json.len() + 1).sum::<usize>());
+    }
+
+    #[test]
+    fn a_batch_holds_at_most_batch_size_records() {
+        let mut pending: VecDeque<Read> = (0..12).map(|i| read(i, 10)).collect();
+        let mut bytes = 0;
+        for r in &pending {
+            bytes += r.json.len() + 1;
+        }
+        let config = EsmConfig {
+            batch_size: 5,
+            ..config()
+        };
+        assert_eq!(take_batch(&mut pending, &mut bytes, &config).len(), 5);
+        assert_eq!(pending.len(), 7);
+    }
+
+    #[test]
+    fn the_event_is_the_records_json_in_a_kinesis_event() {
+        let records = vec![read(1, 3), read(2, 3)];
+        let event: kinesis_firehose_bridge::batch::KinesisBatch =
+            serde_json::from_slice(&event_json(&records)).unwrap();
+        assert_eq!(event.records.len(), 2);
+        assert_eq!(event.records[1].kinesis.sequence_number, "00002");
+        assert_eq!(event.records[0].kinesis.data, b"xxx");
+    }
 }

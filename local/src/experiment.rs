@@ -1,8 +1,9 @@
 //! One whole run of the pipeline, as `make demo` and the tests do it:
-//! moto, the resources, the fault proxy if asked for, the bridge (in-process
-//! or under `cargo lambda watch`), the event source mapping, the load; then
-//! drain, read everything back and account for every event; optionally
-//! replay the dead letters and account again.
+//! kinesalite and moto, the resources, the fault proxy if asked for, the
+//! bridge (in-process or under `cargo lambda watch`), the event source
+//! mapping as the template deploys it, the load; then drain, read
+//! everything back and account for every event; optionally replay what was
+//! not delivered and account again.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,28 +12,32 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kinesis_firehose_bridge::backoff::{Backoff, Budget};
-use kinesis_firehose_bridge::dead_letter::DeadLetter;
 use kinesis_firehose_bridge::delivery::Policy;
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::SdkFirehose;
+use kinesis_firehose_bridge::store::S3Store;
 use kinesis_firehose_bridge::{Bridge, Config};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::aws::{self, Clients};
-use crate::cargo_lambda::CargoLambda;
-use crate::esm::{EsmConfig, EsmStats, EventSourceMapping};
+use crate::aws::{self, ACCOUNT, Clients, REGION};
+use crate::bucket::Contents;
+use crate::cargo_lambda::{CargoLambda, FUNCTION};
+use crate::emulator::Emulator;
+use crate::esm::{EsmConfig, EsmStats, EventSourceMapping, OnFailureDestination};
 use crate::faults::Faults;
 use crate::invoke::{Invoker, Library, LogFile, RuntimeApi, Tallies};
 use crate::landing::{Clocked, Landings};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Sent};
 use crate::load::{self, LoadConfig, LoadStats};
-use crate::moto::Moto;
+use crate::logs::Logged;
+use crate::on_failure::{self, InvocationRecord};
 use crate::progress::{self, Snapshot};
 use crate::proxy::{Proxy, ProxyStats};
-use crate::setup::{self, EVENTS_PREFIX, REJECTS_PREFIX, Resources};
-use crate::verify::{self, Evidence, Report};
-use crate::{Result, logs, replay};
+use crate::setup::{self, Resources};
+use crate::template::Deployed;
+use crate::verify::{self, Account, Evidence, Report};
+use crate::{Result, replay};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvokeMode {
@@ -49,11 +54,12 @@ pub struct Experiment {
     pub shards: u32,
     pub faults: Faults,
     pub invoke: InvokeMode,
+    /// The event source mapping: the template's, unless a test changes it.
     pub esm: EsmConfig,
     /// The bridge's settings beyond the stream names, e.g.
     /// `ON_PARTIAL_FAILURE=retry`.
     pub bridge_env: Vec<(String, String)>,
-    /// The function's timeout (60 s in the deployment template).
+    /// The function's timeout: the template's.
     pub function_timeout: Duration,
     /// How long to wait, after the load, for the mapping to catch up.
     pub drain_timeout: Duration,
@@ -61,33 +67,36 @@ pub struct Experiment {
     pub run_dir: PathBuf,
     /// Print a progress line to stderr every this often.
     pub progress: Option<Duration>,
-    /// After the report, replay the dead letters (past the fault proxy, as
-    /// an operator would once the streams are healthy) and report again.
+    /// After the report, replay what was not delivered (past the fault
+    /// proxy, as an operator would once the streams are healthy) and
+    /// report again.
     pub replay: bool,
     /// Leave moto (Firehose and S3) running after the report (in
-    /// [`Outcome::moto`]), for `verify` and `replay` by hand.
+    /// [`Findings::moto`]), for `verify` and `replay` by hand.
     pub keep_moto: bool,
 }
 
 impl Experiment {
     /// The default experiment: 5,000 events/s for 60 s, 2 delivery
-    /// streams, 10 shards, 1% invalid, no faults, in-process.
-    pub fn new(run_dir: PathBuf) -> Self {
-        Experiment {
+    /// streams, 10 shards, 1% invalid, no faults, in-process, with the
+    /// event source mapping and function timeout `template.yaml` deploys.
+    pub fn new(run_dir: PathBuf) -> Result<Self> {
+        let deployed = Deployed::from_repo()?;
+        Ok(Experiment {
             load: LoadConfig::default(),
             delivery_streams: 2,
             shards: 10,
             faults: Faults::none(),
             invoke: InvokeMode::Library,
-            esm: EsmConfig::default(),
+            esm: EsmConfig::deployed(&deployed),
             bridge_env: Vec::new(),
-            function_timeout: Duration::from_secs(60),
+            function_timeout: deployed.function_timeout,
             drain_timeout: Duration::from_secs(180),
             run_dir,
             progress: Some(Duration::from_secs(2)),
             replay: false,
             keep_moto: false,
-        }
+        })
     }
 }
 
@@ -96,6 +105,10 @@ pub struct EsmSummary {
     pub invocations: u64,
     pub function_errors: u64,
     pub partial_retries: u64,
+    pub bisects: u64,
+    pub retries: u64,
+    pub batches_given_up: u64,
+    pub records_given_up: u64,
     pub records_resent: u64,
     pub get_records_errors: u64,
     pub last_error: Option<String>,
@@ -110,31 +123,37 @@ pub struct ProxySummary {
     pub limit_violations: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// What the replay after the run did.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ReplaySummary {
     pub dead_letters: usize,
     pub records: usize,
     pub records_delivered: usize,
     pub events_delivered: usize,
     pub still_failed: usize,
+    /// Batches the event source mapping gave up on, run through the bridge.
+    pub batches_given_up: usize,
+    pub given_up_events_delivered: usize,
+    pub given_up_failed: Vec<String>,
 }
 
 /// CPU seconds each part used during the run, to see where the time goes.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CpuUse {
     pub seconds: f64,
-    pub moto_kinesis: Option<f64>,
+    pub kinesalite: Option<f64>,
     pub moto_firehose_s3: Option<f64>,
     /// This process: load generator, event source mapping, the in-process
     /// bridge, the fault proxy, the verifier.
     pub pipeline: Option<f64>,
 }
 
+/// What one run found.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct Findings {
     /// The account right after the run.
-    pub report: Report,
-    /// The account after replaying the dead letters, when asked for.
+    pub account: Account,
+    /// The account after the replay, when asked for.
     pub after_replay: Option<(ReplaySummary, Report)>,
     pub load: LoadStats,
     pub esm: EsmSummary,
@@ -143,16 +162,24 @@ pub struct Outcome {
     pub drained: bool,
     /// From the start of the load to the end of the drain.
     pub cpu: CpuUse,
-    pub dead_letters: usize,
+    /// The counters, once a second.
+    pub timeline: Vec<Snapshot>,
+    /// When the load started, ms since the epoch.
+    pub started_ms: u64,
     pub run_dir: PathBuf,
     /// moto, still running, when [`Experiment::keep_moto`] asked for it.
-    pub moto: Option<Moto>,
+    pub moto: Option<Emulator>,
 }
 
-impl Outcome {
+impl Findings {
+    /// The right-after-the-run report.
+    pub fn report(&self) -> &Report {
+        &self.account.report
+    }
+
     /// The final account: after the replay when there was one.
     pub fn last_report(&self) -> &Report {
-        self.after_replay.as_ref().map_or(&self.report, |(_, r)| r)
+        self.after_replay.as_ref().map_or(&self.account.report, |(_, r)| r)
     }
 }
 
@@ -163,28 +190,29 @@ fn say(on: bool, message: impl AsRef<str>) {
     }
 }
 
+/// The local AWS of a run.
+struct Local {
+    kinesis: Emulator,
+    aws: Emulator,
+    clients: Clients,
+    resources: Resources,
+}
+
+/// The function, however it runs.
+struct Function {
+    invoker: Arc<Invoker>,
+    log_paths: Vec<PathBuf>,
+    lambda: Option<CargoLambda>,
+}
+
 impl Experiment {
-    pub async fn run(&self) -> Result<Outcome> {
+    pub async fn run(&self) -> Result<Findings> {
         let talk = self.progress.is_some();
         std::fs::create_dir_all(&self.run_dir)
             .map_err(|e| format!("cannot create the run folder {}: {e}", self.run_dir.display()))?;
-        // Two moto servers: each serves its requests on one core (Python's
-        // GIL), and the stream's traffic is the heaviest.
-        let kinesis_moto = Moto::start(&self.run_dir).await?;
-        let moto = Moto::start(&self.run_dir).await?;
-        say(
-            talk,
-            format!(
-                "moto: Kinesis on {} (pid {}), Firehose and S3 on {} (pid {})",
-                kinesis_moto.endpoint(),
-                kinesis_moto.pid(),
-                moto.endpoint(),
-                moto.pid()
-            ),
-        );
-        let clients = Clients::split(&kinesis_moto.endpoint(), &moto.endpoint()).await;
-        let resources = Resources::new(self.delivery_streams, self.shards);
-        let shards = setup::create(&clients, &resources).await?;
+        let local = self.start_local_aws().await?;
+        let shards = setup::create(&local.clients, &local.resources).await?;
+        let resources = &local.resources;
         say(
             talk,
             format!(
@@ -200,84 +228,46 @@ impl Experiment {
         let proxy = if self.faults.is_none() {
             None
         } else {
-            let proxy = Proxy::start(&moto.endpoint(), self.faults.clone()).await?;
+            let proxy = Proxy::start(&local.aws.endpoint(), self.faults.clone()).await?;
             say(
                 talk,
                 format!("fault proxy on {} with {:?}", proxy.endpoint(), self.faults),
             );
             Some(proxy)
         };
-        let firehose_endpoint = proxy.as_ref().map_or_else(|| moto.endpoint(), Proxy::endpoint);
-
-        let mut env: HashMap<String, String> = HashMap::from([
-            ("DELIVERY_STREAMS".to_owned(), resources.delivery_streams.join(",")),
-            ("REJECTS_DELIVERY_STREAM".to_owned(), resources.rejects_stream.clone()),
-        ]);
-        env.extend(self.bridge_env.iter().cloned());
         let landings = Arc::new(Landings::default());
-        let (invoker, log_paths, lambda) = match self.invoke {
-            InvokeMode::Library => {
-                let config = Config::from_lookup(|k| env.get(k).cloned())?;
-                let firehose = Clocked {
-                    inner: SdkFirehose::new(aws::firehose(&firehose_endpoint).await),
-                    landings: landings.clone(),
-                };
-                let bridge = Bridge::new(config, Contract::Default, firehose, None);
-                let log_path = self.run_dir.join("function.log");
-                let library = Library {
-                    bridge,
-                    timeout: self.function_timeout,
-                    log: LogFile::create(&log_path)?,
-                    tallies: Arc::new(Tallies::default()),
-                };
-                (Invoker::Library(library), vec![log_path], None)
-            }
-            InvokeMode::CargoLambda => {
-                let mut lambda_env: Vec<(String, String)> = env.clone().into_iter().collect();
-                lambda_env.extend(
-                    [
-                        ("AWS_ENDPOINT_URL", firehose_endpoint.as_str()),
-                        ("AWS_ACCESS_KEY_ID", "testing"),
-                        ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_REGION", aws::REGION),
-                        ("AWS_DEFAULT_REGION", aws::REGION),
-                    ]
-                    .map(|(k, v)| (k.to_owned(), v.to_owned())),
-                );
-                say(talk, "building the function and starting cargo lambda watch...");
-                let lambda = CargoLambda::start(
-                    &lambda_env,
-                    shards.len(),
-                    self.function_timeout,
-                    &self.run_dir,
-                    Duration::from_secs(900),
-                )
-                .await?;
-                say(
-                    talk,
-                    format!(
-                        "cargo lambda watch (pid {}) serving {}; function instances (pids {:?})",
-                        lambda.pid(),
-                        lambda.invoke_url(),
-                        lambda.function_pids()
-                    ),
-                );
-                let api = RuntimeApi::new(lambda.invoke_url(), self.function_timeout + Duration::from_secs(10));
-                let log_paths = lambda.function_logs.clone();
-                (Invoker::RuntimeApi(api), log_paths, Some(lambda))
-            }
-        };
-        let invoker = Arc::new(invoker);
+        let function = self
+            .start_function(&local, proxy.as_ref(), &landings, shards.len())
+            .await?;
+        let invoker = function.invoker.clone();
 
         let esm_stats = Arc::new(EsmStats::default());
+        let mapping_uuid = on_failure::uuid();
         let mapping = Arc::new(EventSourceMapping {
-            kinesis: clients.kinesis.clone(),
+            kinesis: local.clients.kinesis.clone(),
             stream: resources.stream.clone(),
             stream_arn: resources.stream_arn(),
             config: self.esm.clone(),
             invoker: invoker.clone(),
+            on_failure: Some(OnFailureDestination {
+                s3: local.clients.s3.clone(),
+                bucket: resources.bucket.clone(),
+                mapping_uuid: mapping_uuid.clone(),
+                function_arn: format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION}"),
+            }),
             stats: esm_stats.clone(),
         });
+        say(
+            talk,
+            format!(
+                "event source mapping {mapping_uuid}: batches of {}, window {:?}, {} retries, records up to {:?} old, bisect {}",
+                self.esm.batch_size,
+                self.esm.batching_window,
+                self.esm.max_retry_attempts,
+                self.esm.max_record_age,
+                self.esm.bisect_on_error
+            ),
+        );
         let esm_stop = Arc::new(AtomicBool::new(false));
         let esm_task = tokio::spawn(mapping.run(shards.clone(), esm_stop.clone()));
 
@@ -294,13 +284,14 @@ impl Experiment {
             ),
         );
         let started = Instant::now();
+        let started_ms = crate::now_ms();
         let cpu_at_start = (
-            kinesis_moto.cpu_seconds(),
-            moto.cpu_seconds(),
+            local.kinesis.cpu_seconds(),
+            local.aws.cpu_seconds(),
             crate::child::cpu_seconds(std::process::id()),
         );
         let mut load_task = tokio::spawn(load::run(
-            clients.kinesis.clone(),
+            local.clients.kinesis.clone(),
             resources.stream.clone(),
             shards.clone(),
             self.load.clone(),
@@ -311,31 +302,47 @@ impl Experiment {
         let snapshot = || {
             let tallies = invoker.tallies();
             let of = |f: fn(&Tallies) -> &std::sync::atomic::AtomicU64| tallies.map(|t| Tallies::get(f(t)));
+            let get = EsmStats::get;
             Snapshot {
-                elapsed: started.elapsed(),
+                elapsed_ms: started.elapsed().as_millis() as u64,
                 sent: ledger.events_sent(),
                 records_sent: ledger.records_sent(),
-                records_done: EsmStats::get(&esm_stats.records_done),
-                invocations: EsmStats::get(&esm_stats.invocations),
-                function_errors: EsmStats::get(&esm_stats.function_errors),
+                records_done: get(&esm_stats.records_done),
+                invocations: get(&esm_stats.invocations),
+                function_errors: get(&esm_stats.function_errors),
+                bisects: get(&esm_stats.bisects),
+                retries: get(&esm_stats.retries),
+                batches_given_up: get(&esm_stats.batches_given_up),
+                records_given_up: get(&esm_stats.records_given_up),
                 delivered: of(|t| &t.events_delivered),
                 rejected: of(|t| &t.events_rejected),
                 dead_lettered: of(|t| &t.events_dead_lettered),
                 throttled: proxy.as_ref().map(|p| ProxyStats::get(&p.stats.entries_throttled)),
-                millis_behind: EsmStats::get(&esm_stats.millis_behind),
+                calls_failed: proxy.as_ref().map(|p| ProxyStats::get(&p.stats.calls_failed)),
+                in_outage: proxy.as_ref().is_some_and(|p| p.in_outage()),
             }
         };
-        let tick = self.progress.unwrap_or(Duration::from_secs(1));
-        let mut previous = snapshot();
+        let tick = Duration::from_secs(1);
+        let print_every = self.progress.unwrap_or(Duration::MAX);
+        let mut timeline = vec![snapshot()];
+        let mut printed = timeline[0];
+        let mut sample = |timeline: &mut Vec<Snapshot>| {
+            let now = snapshot();
+            timeline.push(now);
+            if talk && now.elapsed().saturating_sub(printed.elapsed()) >= print_every {
+                eprintln!("{}", progress::line(&now, &printed));
+                printed = now;
+            }
+        };
+        let mut next_sample = started + tick;
         let load_stats = loop {
             tokio::select! {
                 finished = &mut load_task => {
                     break finished.map_err(|e| format!("the load generator panicked: {e}"))??;
                 }
-                _ = tokio::time::sleep(tick) => {
-                    let now = snapshot();
-                    say(talk, progress::line(&now, &previous));
-                    previous = now;
+                _ = tokio::time::sleep_until(next_sample) => {
+                    sample(&mut timeline);
+                    next_sample += tick;
                 }
             }
         };
@@ -357,13 +364,13 @@ impl Experiment {
             if Instant::now() > drain_until {
                 break false;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if previous.elapsed + tick <= started.elapsed() {
-                let now = snapshot();
-                say(talk, progress::line(&now, &previous));
-                previous = now;
+            tokio::time::sleep_until(next_sample.min(Instant::now() + Duration::from_millis(200))).await;
+            if Instant::now() >= next_sample {
+                sample(&mut timeline);
+                next_sample += tick;
             }
         };
+        sample(&mut timeline);
         say(
             talk,
             if drained {
@@ -379,8 +386,8 @@ impl Experiment {
         );
         let cpu = CpuUse {
             seconds: started.elapsed().as_secs_f64(),
-            moto_kinesis: kinesis_moto.cpu_seconds().zip(cpu_at_start.0).map(|(a, b)| a - b),
-            moto_firehose_s3: moto.cpu_seconds().zip(cpu_at_start.1).map(|(a, b)| a - b),
+            kinesalite: local.kinesis.cpu_seconds().zip(cpu_at_start.0).map(|(a, b)| a - b),
+            moto_firehose_s3: local.aws.cpu_seconds().zip(cpu_at_start.1).map(|(a, b)| a - b),
             pipeline: crate::child::cpu_seconds(std::process::id())
                 .zip(cpu_at_start.2)
                 .map(|(a, b)| a - b),
@@ -403,6 +410,10 @@ impl Experiment {
             invocations: EsmStats::get(&esm_stats.invocations),
             function_errors: EsmStats::get(&esm_stats.function_errors),
             partial_retries: EsmStats::get(&esm_stats.partial_retries),
+            bisects: EsmStats::get(&esm_stats.bisects),
+            retries: EsmStats::get(&esm_stats.retries),
+            batches_given_up: EsmStats::get(&esm_stats.batches_given_up),
+            records_given_up: EsmStats::get(&esm_stats.records_given_up),
             records_resent: EsmStats::get(&esm_stats.records_resent),
             get_records_errors: EsmStats::get(&esm_stats.get_records_errors),
             last_error: esm_stats.last_error.lock().ok().and_then(|e| e.clone()),
@@ -420,70 +431,255 @@ impl Experiment {
         say(talk, "reading S3 and the function log back...");
         let sent = ledger.events();
         // The function instances end first, so that their logs are whole.
+        let Function { log_paths, lambda, .. } = function;
         drop(lambda);
-        let logged = Logged::read(&log_paths);
-        let report = account(&clients, &resources, &sent, &logged, &landings).await?;
-        let letters = logged.dead_letters.clone();
+        let log = read_logs(&log_paths);
+        let contents = Contents::read(&local.clients.s3, &resources.bucket).await?;
+        let account = verify::account(&Evidence {
+            sent: &sent,
+            contents: &contents,
+            log: &log,
+            landings: Some(&landings),
+        });
 
-        let after_replay = if self.replay && !letters.is_empty() {
-            say(talk, format!("replaying {} dead letters...", letters.len()));
-            let firehose = Clocked {
-                inner: SdkFirehose::new(clients.firehose.clone()),
-                landings: landings.clone(),
-            };
-            let replayed = replay::replay(&firehose, &resources.delivery_streams, &letters, replay_policy()).await;
-            let summary = ReplaySummary {
-                dead_letters: letters.len(),
-                records: replayed.records,
-                records_delivered: replayed.records_delivered,
-                events_delivered: replayed.events_delivered,
-                still_failed: replayed.failed.len(),
-            };
-            // The replayed records are delivered now: account again, with
-            // only the letters that still failed as dead letters (kept in
-            // a log of their own for the next replay).
-            let log = LogFile::create(&self.run_dir.join("replay-failed.log"))?;
-            for letter in &replayed.failed {
-                log.write(
-                    "ERROR",
-                    "record could not be delivered; replay it from this line",
-                    letter,
-                );
-            }
-            log.flush();
-            let after = Logged {
-                dead_letters: replayed.failed.clone(),
-                rejections: logged.rejections.clone(),
-                unreadable: logged.unreadable,
-            };
-            let again = account(&clients, &resources, &sent, &after, &landings).await?;
-            Some((summary, again))
+        let after_replay = if self.replay {
+            Some(
+                self.replay_undelivered(&local, &contents, &log, &sent, &landings)
+                    .await?,
+            )
         } else {
             None
         };
 
-        kinesis_moto.stop();
+        let Local { kinesis, aws, .. } = local;
+        kinesis.stop();
         let moto = if self.keep_moto {
-            Some(moto)
+            Some(aws)
         } else {
-            moto.stop();
+            aws.stop();
             None
         };
-        let outcome = Outcome {
-            report,
+        let findings = Findings {
+            account,
             after_replay,
             load: load_stats,
             esm,
             proxy: proxy_summary,
             drained,
             cpu,
-            dead_letters: letters.len(),
+            timeline,
+            started_ms,
             run_dir: self.run_dir.clone(),
             moto,
         };
-        std::fs::write(self.run_dir.join("report.json"), outcome.last_report().json())?;
-        Ok(outcome)
+        std::fs::write(self.run_dir.join("report.json"), findings.last_report().json())?;
+        Ok(findings)
     }
+
+    async fn start_local_aws(&self) -> Result<Local> {
+        // kinesalite serves the stream (it holds the rate); moto serves
+        // Firehose and the S3 its delivery streams write to.
+        let kinesis = Emulator::kinesalite(&self.run_dir).await?;
+        let aws = Emulator::moto(&self.run_dir).await?;
+        say(
+            self.progress.is_some(),
+            format!(
+                "kinesalite (Kinesis) on {} (pid {}); moto (Firehose and S3) on {} (pid {})",
+                kinesis.endpoint(),
+                kinesis.pid(),
+                aws.endpoint(),
+                aws.pid()
+            ),
+        );
+        let clients = Clients::split(&kinesis.endpoint(), &aws.endpoint()).await;
+        Ok(Local {
+            kinesis,
+            aws,
+            clients,
+            resources: Resources::new(self.delivery_streams, self.shards),
+        })
+    }
+
+    /// The function with its environment, in process or under `cargo lambda`.
+    async fn start_function(
+        &self,
+        local: &Local,
+        proxy: Option<&Proxy>,
+        landings: &Arc<Landings>,
+        shards: usize,
+    ) -> Result<Function> {
+        let resources = &local.resources;
+        let s3_endpoint = local.aws.endpoint();
+        let firehose_endpoint = proxy.map_or_else(|| s3_endpoint.clone(), Proxy::endpoint);
+        let mut env: HashMap<String, String> = HashMap::from([
+            ("DELIVERY_STREAMS".to_owned(), resources.delivery_streams.join(",")),
+            ("REJECTS_DELIVERY_STREAM".to_owned(), resources.rejects_stream.clone()),
+            ("UNDELIVERED_BUCKET".to_owned(), resources.bucket.clone()),
+        ]);
+        env.extend(self.bridge_env.iter().cloned());
+        match self.invoke {
+            InvokeMode::Library => {
+                let config = Config::from_lookup(|k| env.get(k).cloned())?;
+                let firehose = Clocked {
+                    inner: SdkFirehose::new(aws::firehose(&firehose_endpoint).await),
+                    landings: landings.clone(),
+                };
+                // S3 is reached directly: the fault proxy stands in front of
+                // Firehose only, as an outage of one is not of the other.
+                let store = config
+                    .undelivered_bucket
+                    .clone()
+                    .map(|bucket| S3Store::new(local.clients.s3.clone(), bucket));
+                let bridge = Bridge::new(config, Contract::Default, firehose, store);
+                let log_path = self.run_dir.join("function.log");
+                let library = Library {
+                    bridge,
+                    timeout: self.function_timeout,
+                    log: LogFile::create(&log_path)?,
+                    tallies: Arc::new(Tallies::default()),
+                };
+                Ok(Function {
+                    invoker: Arc::new(Invoker::Library(library)),
+                    log_paths: vec![log_path],
+                    lambda: None,
+                })
+            }
+            InvokeMode::CargoLambda => {
+                let mut lambda_env: Vec<(String, String)> = env.into_iter().collect();
+                lambda_env.extend(
+                    [
+                        ("AWS_ENDPOINT_URL", firehose_endpoint.as_str()),
+                        ("AWS_ENDPOINT_URL_S3", s3_endpoint.as_str()),
+                        ("AWS_ACCESS_KEY_ID", "testing"),
+                        ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_REGION", aws::REGION),
+                        ("AWS_DEFAULT_REGION", aws::REGION),
+                    ]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned())),
+                );
+                say(
+                    self.progress.is_some(),
+                    "building the function and starting cargo lambda watch...",
+                );
+                let lambda = CargoLambda::start(
+                    &lambda_env,
+                    shards,
+                    self.function_timeout,
+                    &self.run_dir,
+                    Duration::from_secs(900),
+                )
+                .await?;
+                say(
+                    self.progress.is_some(),
+                    format!(
+                        "cargo lambda watch (pid {}) serving {}; function instances (pids {:?})",
+                        lambda.pid(),
+                        lambda.invoke_url(),
+                        lambda.function_pids()
+                    ),
+                );
+                let api = RuntimeApi::new(lambda.invoke_url(), self.function_timeout + Duration::from_secs(2));
+                Ok(Function {
+                    invoker: Arc::new(Invoker::RuntimeApi(api)),
+                    log_paths: lambda.function_logs.clone(),
+                    lambda: Some(lambda),
+                })
+            }
+        }
+    }
+
+    /// Replays the dead letters (the log's and S3's) and runs the batches
+    /// the mapping gave up on through the bridge, straight to moto (the
+    /// streams are healthy again); then accounts again.
+    async fn replay_undelivered(
+        &self,
+        local: &Local,
+        contents: &Contents,
+        log: &Logged,
+        sent: &[Sent],
+        landings: &Arc<Landings>,
+    ) -> Result<(ReplaySummary, Report)> {
+        let talk = self.progress.is_some();
+        let resources = &local.resources;
+        let mut everything = log.clone();
+        for object in &contents.kept {
+            everything.add(&String::from_utf8_lossy(&object.body), &object.key);
+        }
+        let letters = everything.letters();
+        let firehose = Clocked {
+            inner: SdkFirehose::new(local.clients.firehose.clone()),
+            landings: landings.clone(),
+        };
+        let mut summary = ReplaySummary::default();
+        if !letters.is_empty() {
+            say(talk, format!("replaying {} dead letters...", letters.len()));
+            let replayed = replay::replay(&firehose, &resources.delivery_streams, &letters, replay_policy()).await;
+            summary.dead_letters = letters.len();
+            summary.records = replayed.records;
+            summary.records_delivered = replayed.records_delivered;
+            summary.events_delivered = replayed.events_delivered;
+            summary.still_failed = replayed.failed.len();
+            let failed_log = LogFile::create(&self.run_dir.join("replay-failed.log"))?;
+            for letter in &replayed.failed {
+                failed_log.write(
+                    "ERROR",
+                    "record could not be delivered; replay it from this line",
+                    letter,
+                );
+            }
+            failed_log.flush();
+        }
+        let mut batches = Vec::new();
+        for object in &contents.given_up {
+            let batch = InvocationRecord::parse(&object.body).and_then(|r| r.batch());
+            batches.push((object.key.clone(), batch.map_err(|e| format!("{}: {e}", object.key))?));
+        }
+        if !batches.is_empty() {
+            say(
+                talk,
+                format!("running {} batches given up on through the bridge...", batches.len()),
+            );
+            let config = Config::from_lookup(|name| match name {
+                "DELIVERY_STREAMS" => Some(resources.delivery_streams.join(",")),
+                "REJECTS_DELIVERY_STREAM" => Some(resources.rejects_stream.clone()),
+                "UNDELIVERED_BUCKET" => Some(resources.bucket.clone()),
+                _ => None,
+            })?;
+            let store = Some(S3Store::new(local.clients.s3.clone(), resources.bucket.clone()));
+            let bridge = Bridge::new(config, Contract::Default, firehose, store);
+            let log = LogFile::create(&self.run_dir.join("replay.log"))?;
+            let redriven = replay::through_bridge(&bridge, &batches, &log, 5).await;
+            log.flush();
+            summary.batches_given_up = redriven.batches;
+            summary.given_up_events_delivered = redriven.events_delivered;
+            summary.given_up_failed = redriven.failed;
+        }
+        let mut logs = log.clone();
+        let replay_log = self.run_dir.join("replay.log");
+        if let Ok(text) = std::fs::read_to_string(&replay_log) {
+            logs.add(&text, "replay.log");
+        }
+        let contents = Contents::read(&local.clients.s3, &resources.bucket).await?;
+        let again = verify::account(&Evidence {
+            sent,
+            contents: &contents,
+            log: &logs,
+            landings: Some(landings),
+        });
+        Ok((summary, again.report))
+    }
+}
+
+/// The function's log files, read as one.
+fn read_logs(paths: &[PathBuf]) -> Logged {
+    let mut logged = Logged::default();
+    for path in paths {
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        logged.add(&std::fs::read_to_string(path).unwrap_or_default(), &name);
+    }
+    logged
 }
 
 /// A replay is not bound by an invocation's deadline: more attempts,
@@ -496,51 +692,5 @@ pub fn replay_policy() -> Policy {
             max: Duration::from_secs(5),
         },
         budget: Budget::unbounded(),
-    }
-}
-
-/// Reads S3 and accounts for `sent`, given what the function logged.
-async fn account(
-    clients: &Clients,
-    resources: &Resources,
-    sent: &[crate::ledger::Sent],
-    logged: &Logged,
-    landings: &Landings,
-) -> Result<Report> {
-    let delivered = verify::read_prefix(&clients.s3, &resources.bucket, EVENTS_PREFIX).await?;
-    let rejected = verify::read_prefix(&clients.s3, &resources.bucket, REJECTS_PREFIX).await?;
-    let mut report = verify::account(&Evidence {
-        sent,
-        delivered: &delivered,
-        rejected: &rejected,
-        dead_letters: &logged.dead_letters,
-        rejection_logs: &logged.rejections,
-        landings: Some(landings),
-    });
-    report.unreadable_dead_letters += logged.unreadable as u64;
-    Ok(report)
-}
-
-/// The dead letters and rejections in the function's log.
-struct Logged {
-    dead_letters: Vec<DeadLetter>,
-    rejections: Vec<kinesis_firehose_bridge::reject::RejectLine>,
-    unreadable: usize,
-}
-
-impl Logged {
-    fn read(paths: &[PathBuf]) -> Self {
-        let text: String = paths
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n");
-        let objects = logs::objects(&text);
-        let (dead_letters, unreadable) = logs::dead_letters(&objects);
-        Logged {
-            dead_letters,
-            rejections: logs::rejections(&objects),
-            unreadable,
-        }
     }
 }

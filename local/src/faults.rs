@@ -8,7 +8,8 @@
 //! | `fail=P` | each call fails as a whole (HTTP 503, `ServiceUnavailableException`) with probability P |
 //! | `down=STREAM` | every call to STREAM fails as a whole |
 //! | `delay=MS` | every answer waits MS milliseconds (`250`, `250ms` or `2s`) |
-//! | `outage=START+LENGTH` | every call fails as a whole from START after the proxy started, for LENGTH (`8s+4s`) |
+//! | `outage=START+LENGTH` | every call fails as a whole from START after the proxy started, for LENGTH (`8s+4s`): HTTP 503, which the SDK retries |
+//! | `missing=START+LENGTH` | the same window, but the delivery streams are missing: HTTP 400 `ResourceNotFoundException`, which the SDK does not retry, so every invocation in it fails at once (a poison stretch) |
 //!
 //! The real `PutRecordBatch` limits are always enforced, faults or not.
 
@@ -21,6 +22,7 @@ pub struct Faults {
     pub down: Vec<String>,
     pub delay: Duration,
     pub outage: Option<(Duration, Duration)>,
+    pub missing: Option<(Duration, Duration)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,10 +50,15 @@ impl Faults {
             .fold(0.0, f64::max)
     }
 
-    /// Whether the whole-call outage covers `elapsed` since the proxy started.
+    /// Whether a whole-call outage (`outage` or `missing`) covers
+    /// `elapsed` since the proxy started.
     pub fn in_outage(&self, elapsed: Duration) -> bool {
-        self.outage
-            .is_some_and(|(start, length)| elapsed >= start && elapsed < start + length)
+        within(self.outage, elapsed) || within(self.missing, elapsed)
+    }
+
+    /// Whether the streams are missing at `elapsed`.
+    pub fn streams_missing(&self, elapsed: Duration) -> bool {
+        within(self.missing, elapsed)
     }
 
     pub fn parse(spec: &str) -> Result<Self, String> {
@@ -74,21 +81,28 @@ impl Faults {
                 "fail" => faults.fail = share_of(key, value)?,
                 "down" => faults.down.push(value.to_owned()),
                 "delay" => faults.delay = duration(key, value)?,
-                "outage" => {
-                    let (start, length) = value
-                        .split_once('+')
-                        .ok_or_else(|| format!("outage={value:?}: expected START+LENGTH, e.g. 8s+4s"))?;
-                    faults.outage = Some((duration(key, start)?, duration(key, length)?));
-                }
+                "outage" => faults.outage = Some(window(key, value)?),
+                "missing" => faults.missing = Some(window(key, value)?),
                 other => {
                     return Err(format!(
-                        "unknown fault {other:?}: expected throttle, fail, down, delay or outage"
+                        "unknown fault {other:?}: expected throttle, fail, down, delay, outage or missing"
                     ));
                 }
             }
         }
         Ok(faults)
     }
+}
+
+fn within(window: Option<(Duration, Duration)>, elapsed: Duration) -> bool {
+    window.is_some_and(|(start, length)| elapsed >= start && elapsed < start + length)
+}
+
+fn window(key: &str, value: &str) -> Result<(Duration, Duration), String> {
+    let (start, length) = value
+        .split_once('+')
+        .ok_or_else(|| format!("{key}={value:?}: expected START+LENGTH, e.g. 8s+4s"))?;
+    Ok((duration(key, start)?, duration(key, length)?))
 }
 
 fn share_of(key: &str, value: &str) -> Result<f64, String> {
@@ -142,6 +156,11 @@ mod tests {
         assert!(Faults::parse("throttle=1.5").is_err());
         assert!(Faults::parse("slow=1").is_err());
         assert!(Faults::parse("outage=5s").is_err());
+        assert!(Faults::parse("missing=soon+2s").is_err());
+        let missing = Faults::parse("missing=1s+2s").unwrap();
+        assert!(missing.streams_missing(Duration::from_millis(1_500)));
+        assert!(missing.in_outage(Duration::from_millis(1_500)));
+        assert!(!missing.streams_missing(Duration::from_secs(3)));
         assert!(Faults::parse("delay=soon").is_err());
     }
 }

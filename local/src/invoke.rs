@@ -1,10 +1,10 @@
 //! Invoking the bridge with one batch, as Lambda would.
 //!
 //! - [`Library`] (the default, fast): the bridge's own library in this
-//!   process, `Bridge::process` with the invocation's deadline, its Firehose
-//!   port the SDK adapter wrapped in a [`Clocked`]. The dead letters and
-//!   rejections it returns are written as the JSON lines `Bridge::handle`
-//!   logs, to a file instead of stdout, where progress is shown.
+//!   process, `Bridge::invoke` (what `Bridge::handle` runs) with the
+//!   invocation's deadline and the function's timeout, its Firehose port the
+//!   SDK adapter wrapped in a [`Clocked`], its lines written to a file
+//!   instead of stdout, where progress is shown.
 //! - [`RuntimeApi`]: the real function under `cargo lambda watch`, through
 //!   its invoke endpoint. Its log (dead letters included) is what `cargo
 //!   lambda` captured.
@@ -97,10 +97,17 @@ impl Library {
         let event: KinesisBatch = serde_json::from_slice(event)
             .map_err(|e| FunctionError(format!("the event is not a Kinesis batch: {e}")))?;
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let (s, verdict) = self
+        let run = self
             .bridge
-            .invoke(&event.records, Some(deadline), request_id, FUNCTION, &self.log)
-            .await;
+            .invoke(&event.records, Some(deadline), request_id, FUNCTION, &self.log);
+        // Lambda ends an invocation still running at its timeout: a function
+        // error, and the batch is retried.
+        let (s, verdict) = tokio::time::timeout_at(deadline, run).await.map_err(|_| {
+            FunctionError(format!(
+                "Task timed out after {:.2} seconds",
+                self.timeout.as_secs_f64()
+            ))
+        })?;
         let t = &self.tallies;
         let add = |c: &AtomicU64, n: usize| c.fetch_add(n as u64, Ordering::Relaxed);
         add(&t.invocations, 1);

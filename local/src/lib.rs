@@ -6,10 +6,11 @@
 //! project's end-to-end tests.
 //!
 //! ```text
-//!  load ──PutRecords──▶ moto Kinesis ◀──GetRecords── esm ──invoke──▶ bridge ──PutRecordBatch──▶ [proxy] ──▶ moto Firehose ──▶ moto S3
-//!   │ every event_id and its send time                    (library or                     faults,            events/, rejects/
-//!   ▼                                                      cargo lambda)                   real limits            │
-//! ledger ───────────────────────────────────────────────────────────── verify ◀── dead letters, rejections ◀──────┘
+//!  load ──PutRecords──▶ kinesalite ◀──GetRecords── esm ──invoke──▶ bridge ──PutRecordBatch──▶ [proxy] ──▶ moto Firehose ──▶ moto S3
+//!   │ every event_id and its send time  (Kinesis)    │  (template's     (library or          faults,            events/, rejects/
+//!   ▼                                                │   settings)       cargo lambda)        real limits          dead-letters/,
+//! ledger                                             └─ gives up ─────────────────────────────────────▶ aws/lambda/  rejects-unsent/
+//!   └──────────────────────────────────────────────── verify ◀── everything in S3, the function's log ◀──────────┘
 //! ```
 //!
 //! Everything runs on 127.0.0.1; the crate is a workspace member of its own
@@ -19,27 +20,32 @@
 //!
 //! - [`child`]: child processes started in their own process group and
 //!   ended by their id.
-//! - [`moto`]: the local AWS API on a free port; a run starts two, one for
-//!   Kinesis and one for Firehose and the S3 it writes to.
+//! - [`emulator`]: the local AWS APIs on free ports: kinesalite for the
+//!   Kinesis stream, moto for Firehose and the S3 it writes to.
 //! - [`aws`]: SDK clients pointed at 127.0.0.1 with dummy credentials.
 //! - [`setup`]: the Kinesis stream, bucket and delivery streams.
+//! - [`template`]: the settings `template.yaml` deploys, read from it.
 //! - [`events`]: the analytics events the load generator sends.
 //! - [`ledger`]: every event sent, with its send time.
 //! - [`load`]: the load generator.
-//! - [`esm`]: the event source mapping (what Lambda runs in production).
+//! - [`esm`]: the event source mapping (what Lambda runs in production),
+//!   and [`on_failure`], what it writes to S3 when it gives up on a batch.
 //! - [`invoke`]: invoking the bridge, in-process or through `cargo lambda`.
 //! - [`cargo_lambda`]: the function behind `cargo lambda watch`, and
 //!   [`runtime_shim`], which gives its invocations a real deadline.
 //! - [`landing`]: when each S3 object was written, as Firehose acknowledged it.
 //! - [`faults`] and [`proxy`]: the fault-injection proxy in front of Firehose.
-//! - [`verify`]: reads S3 and the logs back and accounts for every event.
-//! - [`logs`]: the bridge's dead letters and rejections, read from a log.
-//! - [`replay`]: delivers dead letters again.
+//! - [`bucket`]: what the bucket holds, read back.
+//! - [`logs`]: the bridge's lines, read from a log or an object.
+//! - [`verify`]: accounts for every event, wherever it ended.
+//! - [`replay`]: delivers again what was not delivered.
 //! - [`experiment`] and [`progress`]: one whole run, as `make demo` does it.
 
 pub mod aws;
+pub mod bucket;
 pub mod cargo_lambda;
 pub mod child;
+pub mod emulator;
 pub mod esm;
 pub mod events;
 pub mod experiment;
@@ -49,12 +55,13 @@ pub mod landing;
 pub mod ledger;
 pub mod load;
 pub mod logs;
-pub mod moto;
+pub mod on_failure;
 pub mod progress;
 pub mod proxy;
 pub mod replay;
 pub mod runtime_shim;
 pub mod setup;
+pub mod template;
 pub mod verify;
 
 /// Errors of the local tools: each says what failed and what to do.

@@ -8,15 +8,14 @@
 //!
 //! ## Why lanes
 //!
-//! moto 5.2.5 numbers a shard's records as "last sequence number + 1"
-//! without a lock (`kinesis/models.py`, `Shard.put_record`: "this function
-//! is not safe for concurrency"), so two `PutRecords` calls in flight that
-//! write to the same shard can be given the same sequence number, and then
-//! one record silently replaces the other. Real Kinesis has no such race.
-//! So that the experiment measures the bridge and not this, calls run in
-//! `lanes`: each lane owns a disjoint set of shards, has one call in flight
-//! at a time, and draws random partition keys until one hashes (MD5, as
-//! Kinesis does) into a shard it owns.
+//! Calls run in `lanes`: each lane owns a disjoint set of shards, has one
+//! call in flight at a time, and draws random partition keys until one
+//! hashes (MD5, as Kinesis does) into a shard it owns. So the records of a
+//! shard arrive in the order they were sent, whatever the emulator does
+//! with concurrent writers (moto 5.2.5 numbers a shard's records without a
+//! lock and can give two of them one sequence number; kinesalite, the local
+//! Kinesis now, has no such race), and several lanes keep enough calls in
+//! flight for the target rate.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

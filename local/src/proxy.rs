@@ -53,6 +53,8 @@ impl ProxyStats {
 pub struct Proxy {
     port: u16,
     pub stats: Arc<ProxyStats>,
+    faults: Faults,
+    started: Instant,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -77,19 +79,31 @@ impl Proxy {
             .map_err(|e| format!("fault proxy: cannot listen on {address}: {e}"))?;
         let port = listener.local_addr()?.port();
         let stats = Arc::new(ProxyStats::default());
+        let started = Instant::now();
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_owned(),
-            faults,
-            started: Instant::now(),
+            faults: faults.clone(),
+            started,
             client: http_client(),
             stats: stats.clone(),
         });
         let accept = tokio::spawn(serve(listener, state, handle));
-        Ok(Proxy { port, stats, accept })
+        Ok(Proxy {
+            port,
+            stats,
+            faults,
+            started,
+            accept,
+        })
     }
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Whether the whole-call outage is on now.
+    pub fn in_outage(&self) -> bool {
+        self.faults.in_outage(self.started.elapsed())
     }
 }
 
@@ -169,6 +183,18 @@ async fn put_record_batch(state: &State, parts: hyper::http::request::Parts, bod
     }
 
     let faults = &state.faults;
+    if faults.streams_missing(state.started.elapsed()) {
+        stats.calls_failed.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            &format!(
+                "Firehose {} under account {} not found.",
+                input.stream,
+                crate::aws::ACCOUNT
+            ),
+        );
+    }
     let whole_call_fails = faults.in_outage(state.started.elapsed())
         || faults.down.contains(&input.stream)
         || (faults.fail > 0.0 && rand::rng().random_bool(faults.fail));

@@ -4,12 +4,12 @@
 //! cargo lambda watch (1.9.2) answers `GET .../runtime/invocation/next`
 //! with `Lambda-Runtime-Deadline-Ms: 600000`. Lambda defines that header as
 //! the wall-clock time, in milliseconds since the epoch, when the
-//! invocation times out; 600000 is ten minutes past 1970. The bridge reads
-//! it as Lambda defines it, so under cargo lambda every invocation starts
-//! past its deadline: no call to Firehose is allowed, and the function
-//! fails every batch. This shim forwards everything both ways and rewrites
-//! a deadline that has already passed to now plus the function's timeout,
-//! which is what Lambda would have sent.
+//! invocation times out; 600000 is ten minutes past 1970. The bridge treats
+//! such a deadline as unknown and bounds its resends by `MAX_PUT_ATTEMPTS`
+//! only, which is not how it runs under Lambda. This shim forwards
+//! everything both ways and rewrites a deadline that has already passed to
+//! now plus the function's timeout, which is what Lambda would have sent,
+//! so that the local pipeline runs the function with a real deadline.
 
 use std::convert::Infallible;
 use std::sync::Arc;

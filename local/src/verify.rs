@@ -1,98 +1,46 @@
-//! The verifier: every event sent, accounted for.
+//! The verifier: every event sent, accounted for, wherever it ended.
 //!
-//! It reads every object the delivery streams wrote under `events/` and
-//! every rejects-stream object under `rejects/` (moto writes one
-//! uncompressed object per `PutRecordBatch` call under
-//! `<prefix>YYYY/MM/DD/HH/`), plus the dead letters and rejections the
-//! bridge logged, and sorts each sent event into exactly one of: delivered
-//! (in `events/`, however many times), rejected (in `rejects/` or a
-//! rejection log line carrying its bytes), dead-lettered (in a dead letter,
-//! replayable), or lost. Copies beyond the first are duplicates.
+//! It reads back everything the pipeline keeps ([`Contents`]): the events
+//! the delivery streams wrote, the rejects stream's lines, the undelivered
+//! records the function kept in S3, the batches the event source mapping
+//! gave up on, and the dead letters and rejections the function's log
+//! holds. It sorts each sent event into exactly one place, the first that
+//! holds it of: delivered (in `events/`, however many times), rejected, dead-
+//! lettered, given up (its whole batch kept in S3), or lost. Copies beyond
+//! the first are duplicates.
 //!
 //! The delay of a delivered event runs from its send time to its first
 //! landing in S3: the Firehose acknowledgement noted by [`Landings`] when
 //! there is one (millisecond precision), else the object's `LastModified`
 //! (moto gives whole seconds).
+//!
+//! The report is clean only when nothing is lost, the contract was applied
+//! right (no invalid event delivered, no valid one rejected), and every line,
+//! dead letter and on-failure object could be read.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
-use futures_util::StreamExt;
-use kinesis_firehose_bridge::dead_letter::{self, DeadLetter};
+use kinesis_firehose_bridge::batch::SourceRecord;
+use kinesis_firehose_bridge::dead_letter::DeadLetter;
+use kinesis_firehose_bridge::kpl::{self, Bounds};
+use kinesis_firehose_bridge::part;
 use kinesis_firehose_bridge::reject::{self, RejectLine};
 use serde::Serialize;
 use serde::de::IgnoredAny;
 
-use crate::Result;
+use crate::bucket::Contents;
 use crate::events::event_id;
 use crate::landing::Landings;
 use crate::ledger::Sent;
-
-/// One object read back from S3.
-#[derive(Debug, Clone)]
-pub struct Object {
-    pub key: String,
-    pub etag: String,
-    pub last_modified_ms: u64,
-    pub body: Vec<u8>,
-}
-
-/// Reads every object under `prefix`.
-pub async fn read_prefix(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<Object>> {
-    let mut listed = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| format!("listing s3://{bucket}/{prefix}: {e:?}"))?;
-        for object in page.contents() {
-            if let Some(key) = object.key() {
-                let last_modified_ms = object.last_modified().map_or(0, |t| {
-                    (t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000)) as u64
-                });
-                listed.push((
-                    key.to_owned(),
-                    object.e_tag().unwrap_or_default().to_owned(),
-                    last_modified_ms,
-                ));
-            }
-        }
-    }
-    let reads = futures_util::stream::iter(listed.into_iter().map(|(key, etag, last_modified_ms)| async move {
-        let object = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| format!("reading s3://{bucket}/{key}: {e:?}"))?;
-        let body = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| format!("reading s3://{bucket}/{key}: {e}"))?
-            .into_bytes()
-            .to_vec();
-        Ok::<_, crate::Error>(Object {
-            key,
-            etag,
-            last_modified_ms,
-            body,
-        })
-    }))
-    .buffer_unordered(16);
-    reads.collect::<Vec<_>>().await.into_iter().collect()
-}
+use crate::logs::{Logged, Timed};
+use crate::on_failure::InvocationRecord;
 
 /// Everything the verifier reads.
 pub struct Evidence<'a> {
     pub sent: &'a [Sent],
-    pub delivered: &'a [Object],
-    pub rejected: &'a [Object],
-    pub dead_letters: &'a [DeadLetter],
-    pub rejection_logs: &'a [RejectLine],
+    pub contents: &'a Contents,
+    /// The function's log.
+    pub log: &'a Logged,
     pub landings: Option<&'a Landings>,
 }
 
@@ -104,9 +52,21 @@ pub struct Report {
     pub delivered: u64,
     pub rejected: u64,
     pub dead_lettered: u64,
+    /// In a batch the event source mapping gave up on, kept whole in S3.
+    pub given_up: u64,
     pub lost: u64,
     /// Copies in `events/` beyond the first of each event.
     pub duplicates: u64,
+    /// Copies of a rejected record beyond the first, in `rejects/` and
+    /// `rejects-unsent/`.
+    pub duplicate_rejects: u64,
+    /// Where undelivered events are kept: rejected events only in a
+    /// `rejects-unsent/` object or only in the log, dead-lettered events in
+    /// a `dead-letters/` object or only in the log.
+    pub rejected_kept_in_s3: u64,
+    pub rejected_only_in_log: u64,
+    pub dead_lettered_in_s3: u64,
+    pub dead_lettered_only_in_log: u64,
     /// Invalid events found in `events/`, and valid ones rejected: both
     /// would be bugs of the bridge's contract.
     pub invalid_delivered: u64,
@@ -122,53 +82,120 @@ pub struct Report {
     /// Delays timed by `LastModified` (whole seconds) rather than the
     /// Firehose acknowledgement.
     pub delays_from_last_modified: u64,
-    /// Dead letters that could not be decoded.
-    pub unreadable_dead_letters: u64,
+    /// Lines, dead letters, part groups and on-failure objects that could
+    /// not be read; [`Report::problems`] names them.
+    pub unreadable: u64,
+    #[serde(skip)]
+    pub problems: Vec<String>,
+}
+
+/// Where one sent event ended, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Delivered,
+    Rejected,
+    DeadLettered,
+    GivenUp,
+    Lost,
+}
+
+/// One sent event's fate, for the report page's charts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fate {
+    pub sent_ms: u64,
+    pub ending: Ending,
+    /// When it got there (first landing, object written, line logged).
+    pub at_ms: Option<u64>,
+}
+
+/// The report and every event's fate.
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    pub report: Report,
+    pub fates: Vec<Fate>,
 }
 
 impl Report {
+    /// Whether the run kept its promise: nothing lost, the contract applied
+    /// right, everything readable.
+    pub fn is_clean(&self) -> bool {
+        self.lost == 0
+            && self.invalid_delivered == 0
+            && self.valid_rejected == 0
+            && self.unreadable == 0
+            && self.malformed_lines == 0
+            && self.unknown_lines == 0
+    }
+
     /// The human-readable lines; the last line of a run is the JSON.
     pub fn lines(&self) -> Vec<String> {
-        vec![
+        let mut lines = vec![
             format!(
                 "sent          {:>9}  ({} valid, {} invalid)",
                 self.sent, self.valid_sent, self.invalid_sent
             ),
             format!("delivered     {:>9}", self.delivered),
-            format!("rejected      {:>9}", self.rejected),
-            format!("dead-lettered {:>9}", self.dead_lettered),
+            format!(
+                "rejected      {:>9}  ({} kept only in S3 rejects-unsent/, {} only in the log)",
+                self.rejected, self.rejected_kept_in_s3, self.rejected_only_in_log
+            ),
+            format!(
+                "dead-lettered {:>9}  ({} kept in S3 dead-letters/, {} only in the log)",
+                self.dead_lettered, self.dead_lettered_in_s3, self.dead_lettered_only_in_log
+            ),
+            format!(
+                "given up      {:>9}  (whole batches kept in S3 aws/lambda/)",
+                self.given_up
+            ),
             format!("lost          {:>9}", self.lost),
-            format!("duplicates    {:>9}", self.duplicates),
+            format!(
+                "duplicates    {:>9}  (and {} duplicate rejects)",
+                self.duplicates, self.duplicate_rejects
+            ),
             format!(
                 "delivery delay p50 {} ms, p99 {} ms, max {} ms (send to S3; {} of the delays from S3 LastModified, 1 s resolution)",
                 self.p50_delivery_ms, self.p99_delivery_ms, self.max_delivery_ms, self.delays_from_last_modified
             ),
             format!(
-                "objects {}; invalid delivered {}, valid rejected {}, unknown lines {}, malformed lines {}",
-                self.objects, self.invalid_delivered, self.valid_rejected, self.unknown_lines, self.malformed_lines
+                "objects {}; invalid delivered {}, valid rejected {}, unknown lines {}, malformed lines {}, unreadable {}",
+                self.objects,
+                self.invalid_delivered,
+                self.valid_rejected,
+                self.unknown_lines,
+                self.malformed_lines,
+                self.unreadable
             ),
-        ]
+        ];
+        lines.extend(self.problems.iter().take(20).map(|p| format!("unreadable: {p}")));
+        lines
     }
 
     pub fn json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+
+    fn problem(&mut self, problem: String) {
+        self.unreadable += 1;
+        self.problems.push(problem);
+    }
 }
 
-/// Sorts every sent event into exactly one outcome.
-pub fn account(evidence: &Evidence<'_>) -> Report {
+/// Sorts every sent event into exactly one place.
+pub fn account(evidence: &Evidence<'_>) -> Account {
+    let contents = evidence.contents;
     let mut report = Report {
         sent: evidence.sent.len() as u64,
         valid_sent: evidence.sent.iter().filter(|s| s.valid).count() as u64,
-        objects: (evidence.delivered.len() + evidence.rejected.len()) as u64,
+        objects: contents.objects() as u64,
         ..Report::default()
     };
     report.invalid_sent = report.sent - report.valid_sent;
-    let sent: HashMap<&str, &Sent> = evidence.sent.iter().map(|s| (s.id.as_str(), s)).collect();
+    let ids: HashMap<&str, &Sent> = evidence.sent.iter().map(|s| (s.id.as_str(), s)).collect();
+    let known = |bytes: &[u8]| event_id(bytes).and_then(|id| ids.get_key_value(id)).map(|(&id, _)| id);
 
     // events/: copies and first landing of each event.
     let mut landed: HashMap<&str, (u64, u64)> = HashMap::new(); // id -> (copies, first landing ms)
-    for object in evidence.delivered {
+    for object in &contents.delivered {
         let acknowledged = evidence.landings.and_then(|l| l.at(&object.etag));
         let at = acknowledged.unwrap_or(object.last_modified_ms);
         for line in object.body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
@@ -177,59 +204,129 @@ pub fn account(evidence: &Evidence<'_>) -> Report {
                 report.malformed_lines += 1;
                 continue;
             }
-            match event_id(line).and_then(|id| sent.get_key_value(id)) {
-                Some((&id, _)) => {
+            match known(line) {
+                Some(id) => {
                     let entry = landed.entry(id).or_insert((0, u64::MAX));
                     entry.0 += 1;
-                    if at < entry.1 {
-                        entry.1 = at;
-                    }
+                    entry.1 = entry.1.min(at);
                 }
                 None => report.unknown_lines += 1,
             }
         }
     }
 
-    // rejects/ and rejection log lines, parts joined.
-    let mut rejected: HashSet<&str> = HashSet::new();
-    let mut lines: Vec<RejectLine> = evidence.rejection_logs.to_vec();
-    for object in evidence.rejected {
-        for line in object.body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            match serde_json::from_slice::<RejectLine>(line) {
-                Ok(line) => lines.push(line),
-                Err(_) => report.malformed_lines += 1,
-            }
-        }
+    // The function's kept objects, read as the log lines they hold (each
+    // line timed by its own `timestamp`).
+    let mut kept = Logged::default();
+    for object in &contents.kept {
+        kept.add(&String::from_utf8_lossy(&object.body), &object.key);
     }
-    match reject::recover(lines) {
-        Ok(recovered) => {
-            for r in recovered {
-                if let Some((&id, _)) = event_id(&r.payload).and_then(|id| sent.get_key_value(id)) {
-                    rejected.insert(id);
-                }
-            }
-        }
-        Err(_) => report.unreadable_dead_letters += 1,
+    for unreadable in kept.unreadable.iter().chain(&evidence.log.unreadable) {
+        report.problem(unreadable.to_string());
     }
 
-    // Dead letters: the event lines they carry.
-    let mut dead: HashSet<&str> = HashSet::new();
-    match dead_letter::reassemble(evidence.dead_letters) {
-        Ok(records) => {
-            for record in &records {
-                for line in record.split(|&b| b == b'\n') {
-                    if let Some((&id, _)) = event_id(line).and_then(|id| sent.get_key_value(id)) {
-                        dead.insert(id);
-                    }
+    // Rejected: rejects/, rejects-unsent/ objects, the log.
+    let mut rejected: HashMap<&str, (u64, Place)> = HashMap::new(); // id -> (first ms, where)
+    let mut copies: HashMap<(String, Option<u64>, usize), u64> = HashMap::new();
+    let mut lines: Vec<(RejectLine, u64, Place)> = Vec::new();
+    for object in &contents.rejected {
+        let at = evidence
+            .landings
+            .and_then(|l| l.at(&object.etag))
+            .unwrap_or(object.last_modified_ms);
+        for (number, line) in object
+            .body
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, l)| !l.is_empty())
+        {
+            match serde_json::from_slice::<RejectLine>(line) {
+                Ok(line) => lines.push((line, at, Place::Stream)),
+                Err(e) => report.problem(format!("{}:{}: not a reject line: {e}", object.key, number + 1)),
+            }
+        }
+    }
+    lines.extend(timed(&kept.rejections, Place::S3));
+    lines.extend(timed(&evidence.log.rejections, Place::Log));
+    for (line, _, place) in &lines {
+        if *place != Place::Log {
+            let index = line.part.as_ref().map_or(0, |p| p.index);
+            *copies
+                .entry((line.sequence_number.clone(), line.sub_sequence_number, index))
+                .or_default() += 1;
+        }
+    }
+    report.duplicate_rejects = copies.values().map(|n| n - 1).sum();
+    // The first time and best place each rejected record was written.
+    let mut first: HashMap<(String, Option<u64>), (u64, Place)> = HashMap::new();
+    for (line, at, place) in &lines {
+        let entry = first
+            .entry((line.sequence_number.clone(), line.sub_sequence_number))
+            .or_insert((*at, *place));
+        *entry = (entry.0.min(*at), entry.1.min(*place));
+    }
+    match reject::recover(lines.into_iter().map(|(line, _, _)| line)) {
+        Ok(recovered) => {
+            for r in recovered {
+                let Some(id) = known(&r.payload) else { continue };
+                let (at, place) = first
+                    .get(&(r.line.sequence_number.clone(), r.line.sub_sequence_number))
+                    .copied()
+                    .unwrap_or((0, Place::Log));
+                let entry = rejected.entry(id).or_insert((at, place));
+                *entry = (entry.0.min(at), entry.1.min(place));
+            }
+        }
+        Err(e) => report.problem(format!("rejected records could not be put back together: {e}")),
+    }
+
+    // Dead letters: the kept objects', then the log's, parts joined.
+    let mut dead: HashMap<&str, (u64, Place)> = HashMap::new();
+    for (letters, place) in [
+        (&kept.dead_letters, Place::S3),
+        (&evidence.log.dead_letters, Place::Log),
+    ] {
+        for (record, at) in reassemble(letters, &mut report) {
+            for line in record.split(|&b| b == b'\n') {
+                if let Some(id) = known(line) {
+                    let entry = dead.entry(id).or_insert((at, place));
+                    *entry = (entry.0.min(at), entry.1.min(place));
                 }
             }
         }
-        Err(_) => report.unreadable_dead_letters = evidence.dead_letters.len() as u64,
+    }
+
+    // Batches the event source mapping gave up on.
+    let mut given_up: HashMap<&str, u64> = HashMap::new();
+    for object in &contents.given_up {
+        let batch = InvocationRecord::parse(&object.body).and_then(|record| record.batch());
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                report.problem(format!("{}: {e}", object.key));
+                continue;
+            }
+        };
+        for record in &batch.records {
+            let data = record.data();
+            let users = kpl::deaggregate(data, Bounds::NONE).map(|u| u.into_iter().map(|u| u.data).collect::<Vec<_>>());
+            for bytes in users.unwrap_or_else(|_| vec![data]) {
+                if let Some(id) = known(bytes) {
+                    given_up.entry(id).or_insert(object.last_modified_ms);
+                }
+            }
+        }
     }
 
     let mut delays = Vec::new();
+    let mut fates = Vec::with_capacity(evidence.sent.len());
     for s in evidence.sent {
         let id = s.id.as_str();
+        let fate = |ending, at_ms| Fate {
+            sent_ms: s.at_ms,
+            ending,
+            at_ms,
+        };
         if let Some(&(copies, first)) = landed.get(id) {
             report.delivered += 1;
             report.duplicates += copies - 1;
@@ -238,20 +335,36 @@ pub fn account(evidence: &Evidence<'_>) -> Report {
             } else {
                 report.invalid_delivered += 1;
             }
-        } else if rejected.contains(id) {
+            fates.push(fate(Ending::Delivered, Some(first)));
+        } else if let Some(&(at, place)) = rejected.get(id) {
             report.rejected += 1;
+            match place {
+                Place::Stream => {}
+                Place::S3 => report.rejected_kept_in_s3 += 1,
+                Place::Log => report.rejected_only_in_log += 1,
+            }
             if s.valid {
                 report.valid_rejected += 1;
             }
-        } else if dead.contains(id) {
+            fates.push(fate(Ending::Rejected, Some(at)));
+        } else if let Some(&(at, place)) = dead.get(id) {
             report.dead_lettered += 1;
+            match place {
+                Place::Log => report.dead_lettered_only_in_log += 1,
+                _ => report.dead_lettered_in_s3 += 1,
+            }
+            fates.push(fate(Ending::DeadLettered, Some(at)));
+        } else if let Some(&at) = given_up.get(id) {
+            report.given_up += 1;
+            fates.push(fate(Ending::GivenUp, Some(at)));
         } else {
             report.lost += 1;
+            fates.push(fate(Ending::Lost, None));
         }
     }
     report.delays_from_last_modified = match evidence.landings {
         None => delays.len() as u64,
-        Some(landings) => evidence
+        Some(landings) => contents
             .delivered
             .iter()
             .filter(|o| landings.at(&o.etag).is_none())
@@ -262,7 +375,59 @@ pub fn account(evidence: &Evidence<'_>) -> Report {
     report.p50_delivery_ms = percentile(&delays, 50.0);
     report.p99_delivery_ms = percentile(&delays, 99.0);
     report.max_delivery_ms = delays.last().copied().unwrap_or(0);
-    report
+    Account { report, fates }
+}
+
+/// Where a copy of an undelivered record is, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Place {
+    /// The rejects stream took it (`rejects/`).
+    Stream,
+    /// The function's object in S3.
+    S3,
+    Log,
+}
+
+fn timed(lines: &[Timed<RejectLine>], place: Place) -> impl Iterator<Item = (RejectLine, u64, Place)> + '_ {
+    lines
+        .iter()
+        .map(move |l| (l.value.clone(), l.at_ms.unwrap_or(0), place))
+}
+
+/// The records dead letters carry, each with the earliest time one of its
+/// letters was written: whole letters as they are, part groups joined. A
+/// letter or group that cannot be read is a problem of the report; the rest
+/// still count.
+fn reassemble(letters: &[Timed<DeadLetter>], report: &mut Report) -> Vec<(Vec<u8>, u64)> {
+    let mut records = Vec::new();
+    let mut groups: BTreeMap<&str, Vec<&Timed<DeadLetter>>> = BTreeMap::new();
+    for letter in letters {
+        match &letter.value.part {
+            None => match letter.value.bytes() {
+                Ok(bytes) => records.push((bytes, letter.at_ms.unwrap_or(0))),
+                Err(e) => report.problem(format!(
+                    "dead letter of {:?}: {e}",
+                    letter.value.sequence_numbers.first()
+                )),
+            },
+            Some(part) => groups.entry(part.group.as_str()).or_default().push(letter),
+        }
+    }
+    for (group, parts) in groups {
+        let at = parts.iter().filter_map(|l| l.at_ms).min().unwrap_or(0);
+        let pieces: Result<Vec<_>, _> = parts
+            .iter()
+            .map(|l| l.value.bytes().map(|b| (l.value.part.clone(), b)))
+            .collect();
+        match pieces
+            .map_err(|e| e.to_string())
+            .and_then(|p| part::join(p).map_err(|e| e.to_string()))
+        {
+            Ok(joined) => records.extend(joined.into_iter().map(|r| (r, at))),
+            Err(e) => report.problem(format!("dead letter part group {group}: {e}")),
+        }
+    }
+    records
 }
 
 /// Nearest-rank percentile of sorted values; 0 for none.
@@ -277,8 +442,10 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bucket::Object;
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
+    use kinesis_firehose_bridge::dead_letter;
 
     fn sent(id: &str, valid: bool) -> Sent {
         Sent {
@@ -288,76 +455,172 @@ mod tests {
         }
     }
 
-    fn object(lines: &[&str], last_modified_ms: u64) -> Object {
+    fn object(key: &str, lines: &[String], last_modified_ms: u64) -> Object {
         Object {
-            key: "events/x".into(),
+            key: key.into(),
             etag: "\"e\"".into(),
             last_modified_ms,
             body: lines.iter().map(|l| format!("{l}\n")).collect::<String>().into_bytes(),
         }
     }
 
+    fn reject_line(id: &str, sequence: &str) -> RejectLine {
+        RejectLine {
+            reason: "missing_timestamp".into(),
+            detail: String::new(),
+            sequence_number: sequence.into(),
+            sub_sequence_number: None,
+            partition_key: "k".into(),
+            partition_key_md5: None,
+            approximate_arrival_timestamp: 0.0,
+            truncated: Vec::new(),
+            data: STANDARD.encode(format!(r#"{{"event_id":"{id}"}}"#)),
+            part: None,
+        }
+    }
+
+    fn dead_letter_line(id: &str) -> String {
+        let letter = &DeadLetter::for_record(
+            dead_letter::Cause {
+                delivery_stream: "s",
+                error_code: "ServiceUnavailableException",
+                error_message: "Slow down.",
+            },
+            format!("{{\"event_id\":\"{id}\"}}\n").as_bytes(),
+            |_| "5",
+            "g",
+        )[0];
+        String::from_utf8(kinesis_firehose_bridge::report::log_line("ERROR", "m", letter).unwrap())
+            .unwrap()
+            .trim_end()
+            .to_owned()
+    }
+
+    fn on_failure_object(id: &str) -> Object {
+        let data = STANDARD.encode(format!(
+            r#"{{"event_id":"{id}","event_type":"a","timestamp":"2026-01-01T00:00:00Z"}}"#
+        ));
+        let event = format!(
+            r#"{{"Records":[{{"kinesis":{{"partitionKey":"k","sequenceNumber":"9","data":"{data}","approximateArrivalTimestamp":1.0}}}}]}}"#
+        );
+        let record = InvocationRecord::new(&crate::on_failure::GivenUp {
+            shard_id: "shardId-0",
+            stream_arn: "arn",
+            function_arn: "arn:f",
+            condition: crate::on_failure::Condition::RetryAttemptsExhausted,
+            invocations: 2,
+            last_request_id: "r",
+            first_sequence: "9",
+            last_sequence: "9",
+            first_arrival: 1.0,
+            last_arrival: 1.0,
+            records: 1,
+            event: event.as_bytes(),
+        });
+        Object {
+            key: "aws/lambda/u/shardId-0/x".into(),
+            etag: String::new(),
+            last_modified_ms: 9_000,
+            body: serde_json::to_vec(&record).unwrap(),
+        }
+    }
+
     #[test]
-    fn every_event_lands_in_exactly_one_outcome() {
+    fn every_event_lands_in_exactly_one_place() {
         let sent = vec![
             sent("a", true),
             sent("b", true),
             sent("c", false),
             sent("d", true),
             sent("e", true),
+            sent("f", true),
+            sent("g", true),
         ];
-        let delivered = vec![
-            object(&[r#"{"event_id":"a"}"#, r#"{"event_id":"b"}"#], 2_000),
-            object(&[r#"{"event_id":"a"}"#], 3_000),
-        ];
-        let reject = RejectLine {
-            reason: "missing_timestamp".into(),
-            detail: String::new(),
-            sequence_number: "1".into(),
-            sub_sequence_number: None,
-            partition_key: "k".into(),
-            partition_key_md5: None,
-            approximate_arrival_timestamp: 0.0,
-            truncated: Vec::new(),
-            data: STANDARD.encode(r#"{"event_id":"c"}"#),
-            part: None,
+        let contents = Contents {
+            delivered: vec![
+                object(
+                    "events/1",
+                    &[r#"{"event_id":"a"}"#.into(), r#"{"event_id":"b"}"#.into()],
+                    2_000,
+                ),
+                object("events/2", &[r#"{"event_id":"a"}"#.into()], 3_000),
+            ],
+            rejected: vec![object(
+                "rejects/1",
+                &[serde_json::to_string(&reject_line("c", "1")).unwrap()],
+                2_500,
+            )],
+            kept: vec![object("dead-letters/x/r.ndjson", &[dead_letter_line("f")], 4_000)],
+            given_up: vec![on_failure_object("g")],
         };
-        let rejected = vec![Object {
-            key: "rejects/x".into(),
-            etag: String::new(),
-            last_modified_ms: 0,
-            body: format!("{}\n", serde_json::to_string(&reject).unwrap()).into_bytes(),
-        }];
-        let letter = DeadLetter::for_record(
-            dead_letter::Cause {
-                delivery_stream: "s",
-                error_code: "ServiceUnavailableException",
-                error_message: "Slow down.",
-            },
-            b"{\"event_id\":\"d\"}\n",
-            |_| "5",
-            "g",
-        );
-        let report = account(&Evidence {
+        let log = Logged::read(&format!("{}\n", dead_letter_line("d")), "function.log");
+        let account = account(&Evidence {
             sent: &sent,
-            delivered: &delivered,
-            rejected: &rejected,
-            dead_letters: &letter,
-            rejection_logs: &[],
+            contents: &contents,
+            log: &log,
             landings: None,
         });
+        let report = &account.report;
         assert_eq!(
             (
                 report.delivered,
                 report.rejected,
                 report.dead_lettered,
-                report.lost,
-                report.duplicates
+                report.given_up,
+                report.lost
             ),
-            (2, 1, 1, 1, 1)
+            (2, 1, 2, 1, 1)
         );
+        assert_eq!((report.dead_lettered_in_s3, report.dead_lettered_only_in_log), (1, 1));
+        assert_eq!(report.duplicates, 1);
         assert_eq!(report.p99_delivery_ms, 1_000);
-        assert_eq!(report.valid_rejected + report.invalid_delivered, 0);
+        assert!(!report.is_clean(), "e is lost");
+        let endings: Vec<Ending> = account.fates.iter().map(|f| f.ending).collect();
+        assert_eq!(endings[6], Ending::GivenUp);
+        assert_eq!(account.fates[6].at_ms, Some(9_000));
+    }
+
+    #[test]
+    fn a_reject_written_twice_is_a_duplicate_reject_and_a_valid_one_rejected_is_a_bug() {
+        let sent = vec![sent("c", true)];
+        let line = serde_json::to_string(&reject_line("c", "1")).unwrap();
+        let contents = Contents {
+            rejected: vec![object("rejects/1", std::slice::from_ref(&line), 1), object("rejects/2", &[line], 2)],
+            ..Contents::default()
+        };
+        let report = account(&Evidence {
+            sent: &sent,
+            contents: &contents,
+            log: &Logged::default(),
+            landings: None,
+        })
+        .report;
+        assert_eq!(report.duplicate_rejects, 1);
+        assert_eq!(report.valid_rejected, 1);
+        assert!(!report.is_clean());
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_named_and_makes_the_report_unclean() {
+        let sent = vec![sent("g", true)];
+        let mut bad = on_failure_object("g");
+        bad.body = b"{\"not\":\"one\"}".to_vec();
+        let contents = Contents {
+            given_up: vec![bad],
+            ..Contents::default()
+        };
+        let cut = dead_letter_line("x");
+        let log = Logged::read(&cut[..cut.len() - 10], "function.log");
+        let report = account(&Evidence {
+            sent: &sent,
+            contents: &contents,
+            log: &log,
+            landings: None,
+        })
+        .report;
+        assert_eq!(report.unreadable, 2, "{:?}", report.problems);
+        assert!(report.problems.iter().any(|p| p.starts_with("function.log:1")));
+        assert!(report.problems.iter().any(|p| p.starts_with("aws/lambda/")));
     }
 
     #[test]

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bridge_local::aws::Clients;
+use bridge_local::bucket;
+use bridge_local::emulator::Emulator;
 use bridge_local::events::{EventShape, event_id};
-use bridge_local::moto::Moto;
 use bridge_local::setup::{self, EVENTS_PREFIX, REJECTS_PREFIX, Resources};
-use bridge_local::verify;
 use kinesis_firehose_bridge::batch::{KinesisBatch, Record};
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::SdkFirehose;
@@ -68,7 +68,7 @@ fn valid_lines(records: &[Record]) -> Vec<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_valid_event_arrives_in_s3_exactly_once_one_per_line() {
     let dir = run_dir("bridge");
-    let moto = Moto::start(&dir).await.unwrap_or_else(|e| panic!("{e}"));
+    let moto = Emulator::moto(&dir).await.unwrap_or_else(|e| panic!("{e}"));
     let clients = Clients::new(&moto.endpoint()).await;
     let resources = Resources::new(2, 1);
     setup::create(&clients, &resources).await.expect("resources in moto");
@@ -141,7 +141,7 @@ async fn every_valid_event_arrives_in_s3_exactly_once_one_per_line() {
         expected.extend(valid_lines(records));
     }
 
-    let objects = verify::read_prefix(&clients.s3, &resources.bucket, EVENTS_PREFIX)
+    let objects = bucket::read_prefix(&clients.s3, &resources.bucket, EVENTS_PREFIX)
         .await
         .expect("the delivered objects");
     assert!(!objects.is_empty());
@@ -180,7 +180,7 @@ async fn every_valid_event_arrives_in_s3_exactly_once_one_per_line() {
         assert_eq!(ids.get(id.as_str()), None, "invalid event {id} must not be delivered");
     }
 
-    let rejects = verify::read_prefix(&clients.s3, &resources.bucket, REJECTS_PREFIX)
+    let rejects = bucket::read_prefix(&clients.s3, &resources.bucket, REJECTS_PREFIX)
         .await
         .expect("the rejects objects");
     let reject_lines: usize = rejects

@@ -1,19 +1,19 @@
 //! `make demo`: the whole pipeline on 127.0.0.1, then the account of every
 //! event. Progress goes to stderr; the report to stdout, its last line one
-//! JSON object. Exit status 1 when anything was lost, 2 when the run failed.
+//! JSON object. Exit status 1 when the account is not clean (anything lost,
+//! the contract misapplied, anything unreadable), 2 when the run failed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bridge_local::esm::EsmConfig;
-use bridge_local::experiment::{Experiment, InvokeMode, Outcome};
+use bridge_local::experiment::{Experiment, Findings, InvokeMode};
 use bridge_local::faults::Faults;
 use bridge_local::load::LoadConfig;
 use clap::{Parser, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(about = "Runs the 5,000 events/s zero-loss experiment locally against moto")]
+#[command(about = "Runs the 5,000 events/s zero-loss experiment locally: kinesalite, moto, the bridge")]
 struct Args {
     /// Events per second the load generator sends.
     #[arg(long, default_value_t = 5000.0)]
@@ -52,6 +52,12 @@ struct Args {
     /// Poll interval of an idle shard, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     poll_ms: u64,
+    /// The event source mapping's MaximumRetryAttempts (default: the template's).
+    #[arg(long)]
+    max_retry_attempts: Option<u32>,
+    /// The first pause before a failed batch is retried, in milliseconds.
+    #[arg(long)]
+    retry_delay_ms: Option<u64>,
     /// Seconds to wait for the mapping to catch up after the load.
     #[arg(long, default_value_t = 180)]
     drain_timeout: u64,
@@ -106,7 +112,13 @@ async fn main() -> ExitCode {
             bridge_local::now_ms()
         ))
     });
-    let mut experiment = Experiment::new(run_dir.clone());
+    let mut experiment = match Experiment::new(run_dir.clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("the run failed: {e}");
+            return ExitCode::from(2);
+        }
+    };
     experiment.load = LoadConfig {
         rate: args.rate,
         duration: Duration::from_secs(args.duration),
@@ -122,10 +134,13 @@ async fn main() -> ExitCode {
         Invoke::Library => InvokeMode::Library,
         Invoke::CargoLambda => InvokeMode::CargoLambda,
     };
-    experiment.esm = EsmConfig {
-        poll_interval: Duration::from_millis(args.poll_ms),
-        ..EsmConfig::default()
-    };
+    experiment.esm.poll_interval = Duration::from_millis(args.poll_ms);
+    if let Some(retries) = args.max_retry_attempts {
+        experiment.esm.max_retry_attempts = retries;
+    }
+    if let Some(ms) = args.retry_delay_ms {
+        experiment.esm.retry_delay = Duration::from_millis(ms);
+    }
     experiment.bridge_env = args.bridge_env.clone();
     experiment.drain_timeout = Duration::from_secs(args.drain_timeout);
     experiment.replay = args.replay;
@@ -161,10 +176,10 @@ async fn main() -> ExitCode {
                 let _ = tokio::signal::ctrl_c().await;
                 moto.stop();
             }
-            if outcome.last_report().lost > 0 {
-                ExitCode::from(1)
-            } else {
+            if outcome.last_report().is_clean() {
                 ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
             }
         }
         Err(e) => {
@@ -174,7 +189,7 @@ async fn main() -> ExitCode {
     }
 }
 
-fn print(args: &Args, outcome: &Outcome) {
+fn print(args: &Args, outcome: &Findings) {
     let load = &outcome.load;
     println!(
         "load: {:.0} events/s for {} s targeted, {:.0} events/s achieved ({} events in {} Kinesis records; \
@@ -189,21 +204,26 @@ fn print(args: &Args, outcome: &Outcome) {
     );
     let esm = &outcome.esm;
     println!(
-        "event source mapping: {} invocations, {} function errors retried, {} partial-failure resumes, {} GetRecords errors{}",
+        "event source mapping: {} invocations, {} function errors, {} bisects, {} retries, {} partial-failure resumes, \
+         {} batches given up ({} records), {} GetRecords errors{}",
         esm.invocations,
         esm.function_errors,
+        esm.bisects,
+        esm.retries,
         esm.partial_retries,
+        esm.batches_given_up,
+        esm.records_given_up,
         esm.get_records_errors,
         if outcome.drained { "" } else { ", NOT drained" }
     );
     let cpu = &outcome.cpu;
     let show = |s: Option<f64>| s.map_or("?".to_owned(), |s| format!("{s:.1} s"));
     println!(
-        "CPU over the {:.0} s of load and drain (2 cores = {:.0} s available): moto Kinesis {}, moto Firehose+S3 {}, \
+        "CPU over the {:.0} s of load and drain (2 cores = {:.0} s available): kinesalite {}, moto Firehose+S3 {}, \
          this process {}",
         cpu.seconds,
         cpu.seconds * 2.0,
-        show(cpu.moto_kinesis),
+        show(cpu.kinesalite),
         show(cpu.moto_firehose_s3),
         show(cpu.pipeline)
     );
@@ -213,13 +233,25 @@ fn print(args: &Args, outcome: &Outcome) {
             p.put_calls, p.entries_throttled, p.entries, p.calls_failed, p.limit_violations
         );
     }
-    for line in outcome.report.lines() {
+    for line in outcome.report().lines() {
         println!("{line}");
     }
     if let Some((replay, report)) = &outcome.after_replay {
         println!(
-            "replayed {} dead letters: {} of {} records delivered ({} events), {} still failing",
-            replay.dead_letters, replay.records_delivered, replay.records, replay.events_delivered, replay.still_failed
+            "replayed {} dead letters: {} of {} records delivered ({} events), {} still failing; \
+             {} batches given up on ran through the bridge: {} events delivered{}",
+            replay.dead_letters,
+            replay.records_delivered,
+            replay.records,
+            replay.events_delivered,
+            replay.still_failed,
+            replay.batches_given_up,
+            replay.given_up_events_delivered,
+            if replay.given_up_failed.is_empty() {
+                String::new()
+            } else {
+                format!(", failed: {:?}", replay.given_up_failed)
+            }
         );
         println!("after the replay:");
         for line in report.lines() {
@@ -242,7 +274,14 @@ fn print(args: &Args, outcome: &Outcome) {
         map.insert("drained".into(), outcome.drained.into());
         map.insert("cpu".into(), serde_json::to_value(cpu).unwrap_or_default());
         map.insert("function_errors".into(), esm.function_errors.into());
-        map.insert("dead_letters_before_replay".into(), outcome.report.dead_lettered.into());
+        map.insert("bisects".into(), esm.bisects.into());
+        map.insert("batches_given_up".into(), esm.batches_given_up.into());
+        map.insert(
+            "dead_lettered_before_replay".into(),
+            outcome.report().dead_lettered.into(),
+        );
+        map.insert("given_up_before_replay".into(), outcome.report().given_up.into());
+        map.insert("clean".into(), outcome.last_report().is_clean().into());
         if let Some(p) = &outcome.proxy {
             map.insert("entries_throttled".into(), p.entries_throttled.into());
             map.insert("limit_violations".into(), p.limit_violations.into());

@@ -1,20 +1,23 @@
-//! `verify`: accounts for every sent event against what a running moto
-//! holds, e.g. after `demo --keep`, from the run's `sent.tsv` and function
-//! log. Exit status 1 when anything was lost.
+//! `verify`: accounts for every sent event against what a running local
+//! pipeline holds (e.g. after `demo --keep`), from the run's `sent.tsv` and
+//! the function's log. Exit status 1 when the account is not clean:
+//! anything lost, an invalid event delivered or a valid one rejected, or
+//! anything that could not be read; 2 when the inputs cannot be read.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bridge_local::aws::Clients;
-use bridge_local::setup::{EVENTS_PREFIX, REJECTS_PREFIX};
+use bridge_local::bucket::Contents;
+use bridge_local::ledger;
+use bridge_local::logs::Logged;
 use bridge_local::verify::{self, Evidence};
-use bridge_local::{ledger, logs};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
 #[command(about = "Reads S3 and the bridge's log back and accounts for every sent event")]
 struct Args {
-    /// moto's endpoint, e.g. http://127.0.0.1:5000.
+    /// The endpoint of Firehose and S3 (moto), e.g. http://127.0.0.1:5000.
     #[arg(long)]
     endpoint: String,
     #[arg(long, default_value = "analytics-events-archive")]
@@ -24,8 +27,7 @@ struct Args {
     sent: PathBuf,
     /// Log files with the bridge's dead letters and rejections (repeatable).
     /// After a replay, still pass the function's log: an event found in S3
-    /// counts as delivered whatever the logs say, and the log holds the
-    /// only copy of rejections the rejects stream did not take.
+    /// counts as delivered whatever the logs say.
     #[arg(long)]
     log: Vec<PathBuf>,
 }
@@ -33,8 +35,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     match run(Args::parse()).await {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::from(1),
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
         Err(e) => {
             eprintln!("verify: {e}");
             ExitCode::from(2)
@@ -42,31 +44,25 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> bridge_local::Result<u64> {
+async fn run(args: Args) -> bridge_local::Result<bool> {
     let clients = Clients::new(&args.endpoint).await;
     let sent = ledger::read_tsv(&args.sent)?;
-    let delivered = verify::read_prefix(&clients.s3, &args.bucket, EVENTS_PREFIX).await?;
-    let rejected = verify::read_prefix(&clients.s3, &args.bucket, REJECTS_PREFIX).await?;
-    let mut text = String::new();
+    let contents = Contents::read(&clients.s3, &args.bucket).await?;
+    let mut log = Logged::default();
     for path in &args.log {
-        text.push_str(&std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?);
-        text.push('\n');
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        log.add(&text, &path.display().to_string());
     }
-    let objects = logs::objects(&text);
-    let (letters, unreadable) = logs::dead_letters(&objects);
-    let rejection_logs = logs::rejections(&objects);
-    let mut report = verify::account(&Evidence {
+    let report = verify::account(&Evidence {
         sent: &sent,
-        delivered: &delivered,
-        rejected: &rejected,
-        dead_letters: &letters,
-        rejection_logs: &rejection_logs,
+        contents: &contents,
+        log: &log,
         landings: None,
-    });
-    report.unreadable_dead_letters += unreadable as u64;
+    })
+    .report;
     for line in report.lines() {
         println!("{line}");
     }
     println!("{}", report.json());
-    Ok(report.lost)
+    Ok(report.is_clean())
 }

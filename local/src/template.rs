@@ -1,0 +1,167 @@
+//! The settings `template.yaml` deploys for the event source mapping and
+//! the function, read from the template itself, so that the local pipeline
+//! runs the mapping the way it is deployed: one source for them.
+//!
+//! The YAML is read with `serde_norway`, which keeps CloudFormation's short
+//! tags; a `!Ref` to a parameter takes the parameter's default.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_norway::Value;
+
+use crate::Result;
+
+/// What the template deploys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployed {
+    pub batch_size: usize,
+    pub maximum_batching_window: Duration,
+    pub parallelization_factor: u32,
+    pub maximum_retry_attempts: u32,
+    pub maximum_record_age: Duration,
+    pub bisect_batch_on_function_error: bool,
+    pub report_batch_item_failures: bool,
+    pub starting_position: String,
+    /// The on-failure destination's resource type, e.g. `AWS::S3::Bucket`.
+    pub on_failure_destination: String,
+    pub function_timeout: Duration,
+    pub function_memory_mb: u32,
+}
+
+impl Deployed {
+    /// The repository's `template.yaml`.
+    pub fn from_repo() -> Result<Self> {
+        Self::read(&crate::repo_root().join("template.yaml"))
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let template: Value =
+            serde_norway::from_str(&text).map_err(|e| format!("{} is not YAML: {e}", path.display()))?;
+        let at = |what: &str| format!("{}: {what}", path.display());
+        let resources = template.get("Resources").ok_or_else(|| at("no Resources"))?;
+        let functions: Vec<&Value> = resources
+            .as_mapping()
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function"))
+            .collect();
+        let [function] = functions[..] else {
+            return Err(at(&format!(
+                "expected one AWS::Serverless::Function, found {}",
+                functions.len()
+            ))
+            .into());
+        };
+        let properties = &function["Properties"];
+        let event = properties["Events"]
+            .as_mapping()
+            .into_iter()
+            .flat_map(|m| m.values())
+            .find(|e| e.get("Type").and_then(Value::as_str) == Some("Kinesis"))
+            .ok_or_else(|| at("the function has no Kinesis event"))?;
+        let esm = &event["Properties"];
+        let resolve =
+            |value: &Value, name: &str| -> Result<Value> { resolve(&template, value).ok_or_else(|| at(name).into()) };
+        let number = |value: &Value, name: &str| -> Result<u64> {
+            let value = resolve(value, name)?;
+            value
+                .as_u64()
+                .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| at(&format!("{name} is not a whole number: {value:?}")).into())
+        };
+        let flag = |value: &Value, name: &str| -> Result<bool> {
+            resolve(value, name)?
+                .as_bool()
+                .ok_or_else(|| at(&format!("{name} is not true or false")).into())
+        };
+        let destination = &esm["DestinationConfig"]["OnFailure"]["Destination"];
+        let destination_resource =
+            get_att_resource(destination).ok_or_else(|| at("OnFailure.Destination is not a !GetAtt"))?;
+        let on_failure_destination = resources[destination_resource]["Type"]
+            .as_str()
+            .ok_or_else(|| at(&format!("no resource {destination_resource}")))?
+            .to_owned();
+        Ok(Deployed {
+            batch_size: number(&esm["BatchSize"], "BatchSize")? as usize,
+            maximum_batching_window: Duration::from_secs(number(
+                &esm["MaximumBatchingWindowInSeconds"],
+                "MaximumBatchingWindowInSeconds",
+            )?),
+            parallelization_factor: number(&esm["ParallelizationFactor"], "ParallelizationFactor")? as u32,
+            maximum_retry_attempts: number(&esm["MaximumRetryAttempts"], "MaximumRetryAttempts")? as u32,
+            maximum_record_age: Duration::from_secs(number(
+                &esm["MaximumRecordAgeInSeconds"],
+                "MaximumRecordAgeInSeconds",
+            )?),
+            bisect_batch_on_function_error: flag(&esm["BisectBatchOnFunctionError"], "BisectBatchOnFunctionError")?,
+            report_batch_item_failures: esm["FunctionResponseTypes"]
+                .as_sequence()
+                .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures"))),
+            starting_position: resolve(&esm["StartingPosition"], "StartingPosition")?
+                .as_str()
+                .ok_or_else(|| at("StartingPosition is not a string"))?
+                .to_owned(),
+            on_failure_destination,
+            function_timeout: Duration::from_secs(number(&properties["Timeout"], "Timeout")?),
+            function_memory_mb: number(&properties["MemorySize"], "MemorySize")? as u32,
+        })
+    }
+}
+
+/// A value, or the default of the parameter a `!Ref` names.
+fn resolve(template: &Value, value: &Value) -> Option<Value> {
+    match value {
+        Value::Null => None,
+        Value::Tagged(tagged) if tagged.tag == "Ref" => {
+            let name = tagged.value.as_str()?;
+            template.get("Parameters")?.get(name)?.get("Default").cloned()
+        }
+        Value::Tagged(_) => None,
+        other => Some(other.clone()),
+    }
+}
+
+/// The resource of `!GetAtt Resource.Attribute`.
+fn get_att_resource(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" => tagged.value.as_str()?.split('.').next(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_repository_s_template() {
+        let deployed = Deployed::from_repo().unwrap();
+        assert_eq!(deployed.batch_size, 500);
+        assert_eq!(deployed.parallelization_factor, 1);
+        assert!(deployed.bisect_batch_on_function_error);
+        assert!(deployed.report_batch_item_failures);
+        assert_eq!(deployed.starting_position, "TRIM_HORIZON");
+        assert_eq!(deployed.on_failure_destination, "AWS::S3::Bucket");
+        assert!(deployed.maximum_retry_attempts > 0);
+        assert!(deployed.function_timeout >= Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_missing_setting_is_an_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!("bridge-local-template-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("template.yaml");
+        std::fs::write(
+            &path,
+            "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        S:\n          Type: Kinesis\n          Properties: {}\n",
+        )
+        .unwrap();
+        let error = Deployed::read(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("OnFailure.Destination") || error.contains("BatchSize"),
+            "{error}"
+        );
+    }
+}
