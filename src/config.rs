@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::event::Formats;
 use crate::limits::MAX_RECORD_SIZE;
 
 /// Names of every environment variable the bridge reads. The deployment
@@ -19,6 +20,7 @@ pub mod vars {
     pub const DELIVERY_STREAMS: &str = "DELIVERY_STREAMS";
     pub const REJECTS_DELIVERY_STREAM: &str = "REJECTS_DELIVERY_STREAM";
     pub const EVENT_SCHEMA_FILE: &str = "EVENT_SCHEMA_FILE";
+    pub const EVENT_SCHEMA_FORMATS: &str = "EVENT_SCHEMA_FORMATS";
     pub const PACK_EVENTS: &str = "PACK_EVENTS";
     pub const MAX_RECORD_BYTES: &str = "MAX_RECORD_BYTES";
     pub const MAX_EVENTS_PER_RECORD: &str = "MAX_EVENTS_PER_RECORD";
@@ -36,6 +38,7 @@ pub mod vars {
         REJECTS_DELIVERY_STREAM,
         UNDELIVERED_BUCKET,
         EVENT_SCHEMA_FILE,
+        EVENT_SCHEMA_FORMATS,
         PACK_EVENTS,
         MAX_RECORD_BYTES,
         MAX_EVENTS_PER_RECORD,
@@ -74,6 +77,8 @@ pub struct Config {
     pub undelivered_bucket: Option<String>,
     /// A JSON Schema replacing the default event contract.
     pub event_schema_file: Option<PathBuf>,
+    /// Whether that schema's `format` keywords are checked.
+    pub event_schema_formats: Formats,
     /// Pack many events into each Firehose record.
     pub pack_events: bool,
     /// Most bytes a packed record holds (newlines included).
@@ -137,6 +142,17 @@ impl Config {
             Some("retry") => OnPartialFailure::Retry,
             Some(other) => return Err(invalid(ON_PARTIAL_FAILURE, other, "expected `log` or `retry`")),
         };
+        let event_schema_formats = match get(EVENT_SCHEMA_FORMATS).as_deref() {
+            None | Some("assert") => Formats::Assert,
+            Some("annotate") => Formats::Annotate,
+            Some(other) => {
+                return Err(invalid(
+                    EVENT_SCHEMA_FORMATS,
+                    other,
+                    "expected `assert` (a value that breaks its `format` is rejected) or `annotate`",
+                ));
+            }
+        };
         let pack_events = match get(PACK_EVENTS).as_deref() {
             None => true,
             Some(v) if v.eq_ignore_ascii_case("true") => true,
@@ -158,6 +174,7 @@ impl Config {
             rejects_delivery_stream,
             undelivered_bucket,
             event_schema_file: get(EVENT_SCHEMA_FILE).map(PathBuf::from),
+            event_schema_formats,
             pack_events,
             max_record_bytes: number(
                 get(MAX_RECORD_BYTES),
@@ -287,6 +304,15 @@ mod tests {
         assert_eq!(c.on_partial_failure, OnPartialFailure::Log);
         assert_eq!(c.metrics_namespace, "KinesisFirehoseBridge");
         assert_eq!(c.rejects_delivery_stream, None);
+        assert_eq!(c.event_schema_formats, Formats::Assert);
+    }
+
+    #[test]
+    fn schema_formats_are_asserted_unless_annotated() {
+        let c = config(&[("DELIVERY_STREAMS", "a"), ("EVENT_SCHEMA_FORMATS", "annotate")]).unwrap();
+        assert_eq!(c.event_schema_formats, Formats::Annotate);
+        let err = config(&[("DELIVERY_STREAMS", "a"), ("EVENT_SCHEMA_FORMATS", "yes")]).unwrap_err();
+        assert!(err.to_string().starts_with("EVENT_SCHEMA_FORMATS"), "{err}");
     }
 
     #[test]

@@ -4,11 +4,28 @@
 //! the two fields it checks and skips the rest without building a
 //! `serde_json::Value` tree. A JSON Schema (`EVENT_SCHEMA_FILE`) replaces it
 //! when the team has one; that path needs the tree and pays for it.
+//!
+//! A schema is compiled once at cold start, as its author expects:
+//! - its `$schema` decides the dialect; without one it is JSON Schema
+//!   2020-12;
+//! - `format` is asserted (`date-time`, `date`, `time`, `email`, `uuid`,
+//!   `ipv4`, `ipv6`, `hostname`, `uri` and the rest the `jsonschema` crate
+//!   knows), unless `EVENT_SCHEMA_FORMATS=annotate`; `date-time` is the very
+//!   check the default contract makes of `timestamp`, so the two agree, and
+//!   a format the validator does not know stops the function at init rather
+//!   than checking nothing;
+//! - `pattern` and `patternProperties` run on the `regex` engine, whose
+//!   matching time is linear in the input: no event can make a pattern slow.
+//!   A pattern it cannot run (look-around, back-references) stops the
+//!   function at init, as does a `$ref` it cannot resolve (nothing is
+//!   fetched over the network).
 
 use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::{Draft, PatternOptions, ReferencingError};
 use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -50,6 +67,23 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every code [`Reason::code`] gives, in the order of the variants.
+    pub const CODES: &[&str] = &[
+        "corrupt_aggregate",
+        "aggregate_over_limit",
+        "empty_aggregate",
+        "not_utf8",
+        "not_json",
+        "not_an_object",
+        "missing_event_type",
+        "invalid_event_type",
+        "missing_timestamp",
+        "invalid_timestamp",
+        "duplicate_field",
+        "schema_violation",
+        "too_large",
+    ];
+
     pub fn code(&self) -> &'static str {
         match self {
             Reason::CorruptAggregate(_) => "corrupt_aggregate",
@@ -75,8 +109,36 @@ pub enum ContractError {
     Read { path: String, source: std::io::Error },
     #[error("EVENT_SCHEMA_FILE {path}: not JSON: {source}")]
     NotJson { path: String, source: serde_json::Error },
-    #[error("EVENT_SCHEMA_FILE {path}: not a valid JSON Schema: {message}")]
-    InvalidSchema { path: String, message: String },
+    #[error("EVENT_SCHEMA_FILE {path}: not a JSON Schema the function can use, at {pointer}: {message}")]
+    InvalidSchema {
+        path: String,
+        /// Where in the schema, as a JSON pointer.
+        pointer: String,
+        message: String,
+    },
+}
+
+/// Whether a schema's `format` keywords are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Formats {
+    /// A value that does not match its format is rejected (the default).
+    Assert,
+    /// Formats are annotations only, as JSON Schema 2020-12 has them unless
+    /// told otherwise: for schemas written that way.
+    Annotate,
+}
+
+/// Most bytes a compiled `pattern` may take (the `regex` crate's own
+/// default is 10 MiB): a schema's patterns are compiled once, at cold start.
+const PATTERN_SIZE_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Whether `text` is an RFC 3339 date-time, e.g. `2026-11-25T12:00:00Z`: the
+/// default contract's check of `timestamp`, and a schema's `date-time`.
+/// RFC 3339's grammar (section 5.6) separates date and time with `T` (or
+/// `t`); the space its note lets applications use is not accepted, as JSON
+/// Schema's `date-time` does not accept it either.
+pub fn is_date_time(text: &str) -> bool {
+    matches!(text.as_bytes().get(10), Some(b'T' | b't')) && OffsetDateTime::parse(text, &Rfc3339).is_ok()
 }
 
 /// What a valid analytics event must look like.
@@ -99,7 +161,7 @@ impl fmt::Debug for Contract {
 
 impl Contract {
     /// The default contract, or the JSON Schema at `schema_file`.
-    pub fn load(schema_file: Option<&Path>) -> Result<Self, ContractError> {
+    pub fn load(schema_file: Option<&Path>, formats: Formats) -> Result<Self, ContractError> {
         let Some(path) = schema_file else {
             return Ok(Contract::Default);
         };
@@ -112,13 +174,36 @@ impl Contract {
             path: shown.clone(),
             source,
         })?;
-        Self::from_schema(&schema).map_err(|message| ContractError::InvalidSchema { path: shown, message })
+        Self::from_schema(&schema, formats).map_err(|(pointer, message)| ContractError::InvalidSchema {
+            path: shown,
+            pointer,
+            message,
+        })
     }
 
-    pub fn from_schema(schema: &serde_json::Value) -> Result<Self, String> {
-        jsonschema::validator_for(schema)
+    /// Compiles `schema`; an error says where in it (a JSON pointer) and why.
+    pub fn from_schema(schema: &serde_json::Value, formats: Formats) -> Result<Self, (String, String)> {
+        let mut options = jsonschema::options()
+            .should_validate_formats(formats == Formats::Assert)
+            .should_ignore_unknown_formats(formats == Formats::Annotate)
+            .with_format("date-time", is_date_time)
+            .with_pattern_options(PatternOptions::regex().size_limit(PATTERN_SIZE_LIMIT));
+        if schema.get("$schema").is_none() {
+            options = options.with_draft(Draft::Draft202012);
+        }
+        options
+            .build(schema)
             .map(|v| Contract::Schema(Box::new(v)))
-            .map_err(|e| e.to_string())
+            .map_err(|e| {
+                let mut pointer = e.schema_path().to_string();
+                if pointer.is_empty()
+                    && let ValidationErrorKind::Referencing(ReferencingError::Unretrievable { uri, .. }) = e.kind()
+                {
+                    pointer = ref_pointer(schema, uri).unwrap_or_default();
+                }
+                let pointer = if pointer.is_empty() { "/".to_owned() } else { pointer };
+                (pointer, e.to_string())
+            })
     }
 
     /// Checks one event and returns the line it is written as: the bytes
@@ -150,6 +235,29 @@ impl Contract {
             return Err(Reason::TooLarge(line.len() + 1));
         }
         Ok(line)
+    }
+}
+
+/// The JSON pointer of the first `$ref` in `schema` that names `uri`.
+fn ref_pointer(schema: &serde_json::Value, uri: &str) -> Option<String> {
+    use serde_json::Value;
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::String(target)) = map.get("$ref")
+                && (target == uri || uri.ends_with(target.as_str()) || uri.starts_with(target.as_str()))
+            {
+                return Some("/$ref".to_owned());
+            }
+            map.iter().find_map(|(key, value)| {
+                let key = key.replace('~', "~0").replace('/', "~1");
+                ref_pointer(value, uri).map(|rest| format!("/{key}{rest}"))
+            })
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, value)| ref_pointer(value, uri).map(|rest| format!("/{i}{rest}"))),
+        _ => None,
     }
 }
 
@@ -231,7 +339,7 @@ fn verdict(event_type: Option<Field>, timestamp: Option<Field>, duplicate: Optio
     }
     match timestamp {
         None => Err(Reason::MissingTimestamp),
-        Some(Field::Str(s)) if OffsetDateTime::parse(&s, &Rfc3339).is_ok() => Ok(()),
+        Some(Field::Str(s)) if is_date_time(&s) => Ok(()),
         Some(_) => Err(Reason::InvalidTimestamp),
     }
 }
@@ -374,6 +482,46 @@ mod tests {
     }
 
     #[test]
+    fn codes_lists_every_reason_once() {
+        use crate::kpl::KplError;
+        let one_of_each = [
+            Reason::CorruptAggregate(KplError::ChecksumMismatch),
+            Reason::AggregateOverLimit(KplError::ExpandsTooFar { limit: 1 }),
+            Reason::EmptyAggregate,
+            Reason::NotUtf8(0),
+            Reason::NotJson(String::new()),
+            Reason::NotAnObject,
+            Reason::MissingEventType,
+            Reason::InvalidEventType,
+            Reason::MissingTimestamp,
+            Reason::InvalidTimestamp,
+            Reason::DuplicateField("timestamp"),
+            Reason::SchemaViolation(String::new()),
+            Reason::TooLarge(0),
+        ];
+        // A new variant fails to compile here until it is listed above.
+        for reason in &one_of_each {
+            match reason {
+                Reason::CorruptAggregate(_)
+                | Reason::AggregateOverLimit(_)
+                | Reason::EmptyAggregate
+                | Reason::NotUtf8(_)
+                | Reason::NotJson(_)
+                | Reason::NotAnObject
+                | Reason::MissingEventType
+                | Reason::InvalidEventType
+                | Reason::MissingTimestamp
+                | Reason::InvalidTimestamp
+                | Reason::DuplicateField(_)
+                | Reason::SchemaViolation(_)
+                | Reason::TooLarge(_) => {}
+            }
+        }
+        let codes: Vec<&str> = one_of_each.iter().map(Reason::code).collect();
+        assert_eq!(codes, Reason::CODES);
+    }
+
+    #[test]
     fn rejects_event_without_timestamp() {
         assert_eq!(check(r#"{"event_type":"click"}"#), Err(Reason::MissingTimestamp));
     }
@@ -407,6 +555,7 @@ mod tests {
         for ts in [
             r#""2026-11-25""#,
             r#""2026-11-25 12:00:00""#,
+            r#""2026-11-25 12:00:00Z""#,
             r#""yesterday""#,
             "1764072000",
             r#""2026-13-01T00:00:00Z""#,
@@ -520,7 +669,7 @@ mod tests {
             "required": ["user_id"],
             "properties": {"user_id": {"type": "integer"}}
         });
-        let contract = Contract::from_schema(&schema).unwrap();
+        let contract = Contract::from_schema(&schema, Formats::Assert).unwrap();
         // No event_type or timestamp: the schema alone decides.
         assert!(contract.check(br#"{"user_id": 42}"#).is_ok());
         let err = contract.check(br#"{"user_id": "42"}"#).unwrap_err();
@@ -531,7 +680,7 @@ mod tests {
 
     #[test]
     fn loading_a_missing_schema_file_names_the_variable() {
-        let err = Contract::load(Some(Path::new("/nonexistent/schema.json"))).unwrap_err();
+        let err = Contract::load(Some(Path::new("/nonexistent/schema.json")), Formats::Assert).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("EVENT_SCHEMA_FILE /nonexistent/schema.json"),

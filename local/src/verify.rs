@@ -585,7 +585,10 @@ mod tests {
         let sent = vec![sent("c", true)];
         let line = serde_json::to_string(&reject_line("c", "1")).unwrap();
         let contents = Contents {
-            rejected: vec![object("rejects/1", std::slice::from_ref(&line), 1), object("rejects/2", &[line], 2)],
+            rejected: vec![
+                object("rejects/1", std::slice::from_ref(&line), 1),
+                object("rejects/2", &[line], 2),
+            ],
             ..Contents::default()
         };
         let report = account(&Evidence {

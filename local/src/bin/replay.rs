@@ -262,7 +262,7 @@ async fn run(args: Args) -> bridge_local::Result<bool> {
             "ON_PARTIAL_FAILURE" => Some("log".to_owned()),
             other => env(other),
         })?;
-        let contract = Contract::load(config.event_schema_file.as_deref())?;
+        let contract = Contract::load(config.event_schema_file.as_deref(), config.event_schema_formats)?;
         let store = config.undelivered_bucket.clone().map(|b| S3Store::new(s3.clone(), b));
         let bridge = Bridge::new(config, contract, firehose, store);
         let redriven = replay::through_bridge(&bridge, &batches, &Stdout, 5).await;
