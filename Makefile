@@ -12,13 +12,13 @@ KINESALITE := $(KINESALITE_DIR)/node_modules/kinesalite/package.json
 .PHONY: test lint unit check-deploy bench bench-runtime bench-build moto kinesalite clean-venv
 
 ## test: formatting, clippy, deployment checks, benchmarks build, then unit + behaviour + end-to-end tests (last, so their results close the output)
-test: lint moto kinesalite check-deploy bench-build unit
+test: lint moto kinesalite cargo-lambda check-deploy bench-build unit
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-unit: moto kinesalite
+unit: moto kinesalite cargo-lambda
 	cargo test --workspace
 
 check-deploy:

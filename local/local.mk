@@ -26,7 +26,10 @@ ifeq ($(INVOKE),cargo-lambda)
 DEMO_NEEDS += cargo-lambda
 endif
 
-.PHONY: demo cargo-lambda
+.PHONY: demo cargo-lambda invoke invoke-stop
+
+EVENT ?=
+KEEP ?=
 
 # Optimised, but without the Lambda's fat LTO: the load generator and event
 # source mapping share two cores with moto, and a fresh clone builds in minutes.
@@ -38,7 +41,17 @@ demo: $(DEMO_NEEDS)
 		--rate $(RATE) --duration $(DURATION) --streams $(STREAMS) \
 		--faults '$(FAULTS)' --invoke $(INVOKE) $(DEMO_FLAGS)
 
-## cargo-lambda: cargo lambda, pinned, in its own virtualenv (for INVOKE=cargo-lambda)
+## invoke: the function under cargo lambda watch, invoked with each file of events/ (or EVENT=file), S3 checked; KEEP=1 leaves it running
+invoke: moto cargo-lambda
+	cargo run --quiet -p bridge-local --bin invoke -- $(if $(KEEP),--keep) $(EVENT)
+
+## invoke-stop: stops what `make invoke KEEP=1` left running
+invoke-stop:
+	@pids="$$(cat "$${TMPDIR:-/tmp}/bridge-local-invoke.pids" 2>/dev/null)"; \
+	if [ -n "$$pids" ]; then kill -- $$pids 2>/dev/null; rm -f "$${TMPDIR:-/tmp}/bridge-local-invoke.pids"; echo "stopped $$pids"; \
+	else echo "nothing kept running by make invoke"; fi
+
+## cargo-lambda: cargo lambda, pinned, in its own virtualenv (for INVOKE=cargo-lambda and make invoke)
 cargo-lambda: $(CARGO_LAMBDA)
 $(CARGO_LAMBDA):
 	$(PYTHON) -m venv $(CARGO_LAMBDA_VENV)

@@ -36,6 +36,9 @@ pub struct Bridge<F, S> {
     /// Whether the first invocation's deadline was checked against the
     /// configured safety margin.
     margin_checked: AtomicBool,
+    /// Whether a deadline that is not one was warned about (once per
+    /// process: `cargo lambda watch` sends one with every invocation).
+    deadline_warned: AtomicBool,
 }
 
 /// The invocation failed as a whole: nothing was delivered, so Kinesis
@@ -124,6 +127,7 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
             firehose,
             store,
             margin_checked: AtomicBool::new(false),
+            deadline_warned: AtomicBool::new(false),
         }
     }
 
@@ -135,11 +139,11 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
         log: &impl LogSink,
     ) -> Result<KinesisEventResponse, InvocationError> {
         let deadline = deadline_from_epoch_ms(event.context.deadline);
-        if deadline.is_none() && event.context.deadline != 0 {
+        if deadline.is_none() && event.context.deadline != 0 && !self.deadline_warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 deadline_ms = event.context.deadline,
                 "the runtime's deadline is not a time within the next 15 minutes (cargo lambda watch sends a \
-                 duration there); resends are bounded by MAX_PUT_ATTEMPTS only"
+                 duration there); resends are bounded by MAX_PUT_ATTEMPTS only. Said once per process."
             );
         }
         let context = &event.context;

@@ -111,7 +111,7 @@ impl CargoLambda {
     }
 
     pub fn invoke_url(&self) -> String {
-        format!("http://127.0.0.1:{PORT}/2015-03-31/functions/{FUNCTION}/invocations")
+        invoke_url(PORT)
     }
 
     pub fn pid(&self) -> u32 {
@@ -136,8 +136,82 @@ impl CargoLambda {
     }
 }
 
-/// Builds the bridge's binary with cargo and returns its path.
-async fn build_function(log_dir: &Path, until: Instant) -> Result<PathBuf> {
+/// The function under plain `cargo lambda watch`, as a user runs it: watch
+/// starts the function itself, with the environment it was given, and
+/// serves the invoke endpoint `cargo lambda invoke` talks to.
+pub struct Watch {
+    process: Guarded,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Watch {
+    /// Starts `cargo lambda watch` on `port` with `env` and waits until an
+    /// empty batch gets an answer. The function should be built first
+    /// ([`build_function`]), or the first answer waits for the build.
+    pub async fn start(env: &[(String, String)], port: u16, log_dir: &Path, ready_within: Duration) -> Result<Self> {
+        let cargo_lambda = binary_path();
+        if !cargo_lambda.exists() {
+            return Err(format!(
+                "cargo-lambda is not installed: {} does not exist. Run `make cargo-lambda` first.",
+                cargo_lambda.display()
+            )
+            .into());
+        }
+        let log = log_dir.join(format!("cargo-lambda-watch-{port}.log"));
+        let mut command = Command::new(&cargo_lambda);
+        command
+            .current_dir(crate::repo_root())
+            .args([
+                "lambda",
+                "watch",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+                &port.to_string(),
+            ])
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let mut process = Guarded::spawn("cargo lambda watch", command, &log)?;
+        let url = invoke_url(port);
+        let probe = RuntimeApi::new(url, Duration::from_secs(60));
+        let until = Instant::now() + ready_within;
+        loop {
+            if let Some(status) = process.exited() {
+                return Err(format!("cargo lambda watch exited ({status}); see {}", log.display()).into());
+            }
+            match probe.invoke(br#"{"Records":[]}"#).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() > until => {
+                    return Err(format!(
+                        "the function under cargo lambda watch does not answer: {}; see {}",
+                        e.0,
+                        log.display()
+                    )
+                    .into());
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+        Ok(Watch { process, port, log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub fn stop(mut self) {
+        self.process.stop(Duration::from_secs(5));
+    }
+}
+
+/// The invoke endpoint of `cargo lambda watch` on `port`.
+pub fn invoke_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/2015-03-31/functions/{FUNCTION}/invocations")
+}
+
+/// Builds the bridge's binary with cargo (the dev profile `cargo lambda
+/// watch` uses) and returns its path.
+pub async fn build_function(log_dir: &Path, until: Instant) -> Result<PathBuf> {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command
         .current_dir(crate::repo_root())

@@ -11,15 +11,28 @@
 use std::fs::File;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::Result;
 
-/// A running child process; dropping it ends the process and its group.
+/// Whether children started from now on outlive this process (`make invoke
+/// KEEP=1`): no death signal, not ended on drop.
+static OUTLIVE: AtomicBool = AtomicBool::new(false);
+
+/// Children started from now on keep running after this process exits;
+/// the caller tells the user how to end them.
+pub fn outlive_this_process() {
+    OUTLIVE.store(true, Ordering::Relaxed);
+}
+
+/// A running child process; dropping it ends the process and its group,
+/// unless [`outlive_this_process`] was called before it started.
 #[derive(Debug)]
 pub struct Guarded {
     name: String,
     child: Option<Child>,
+    outlives: bool,
 }
 
 impl Guarded {
@@ -28,13 +41,15 @@ impl Guarded {
         let out = File::create(log).map_err(|e| format!("{name}: cannot create its log {}: {e}", log.display()))?;
         let err = out.try_clone()?;
         command.stdin(Stdio::null()).stdout(out).stderr(err);
-        detach(&mut command);
+        let outlives = OUTLIVE.load(Ordering::Relaxed);
+        detach(&mut command, !outlives);
         let child = command
             .spawn()
             .map_err(|e| format!("{name}: cannot start {:?}: {e}", command.get_program()))?;
         Ok(Guarded {
             name: name.to_owned(),
             child: Some(child),
+            outlives,
         })
     }
 
@@ -82,7 +97,9 @@ impl Guarded {
 
 impl Drop for Guarded {
     fn drop(&mut self) {
-        self.stop(Duration::from_secs(3));
+        if !self.outlives {
+            self.stop(Duration::from_secs(3));
+        }
     }
 }
 
@@ -108,21 +125,23 @@ fn signal_group(pgid: i32, signal: i32) {
 }
 
 #[cfg(target_os = "linux")]
-fn detach(command: &mut Command) {
+fn detach(command: &mut Command, end_with_parent: bool) {
     use std::os::unix::process::CommandExt;
     command.process_group(0);
-    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe, allocates
-    // nothing, and only affects the child between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
+    if end_with_parent {
+        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe, allocates
+        // nothing, and only affects the child between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
     }
 }
 
 #[cfg(all(unix, not(target_os = "linux")))]
-fn detach(command: &mut Command) {
+fn detach(command: &mut Command, _end_with_parent: bool) {
     use std::os::unix::process::CommandExt;
     command.process_group(0);
 }

@@ -39,6 +39,8 @@
 //! - [`logs`]: the bridge's lines, read from a log or an object.
 //! - [`verify`]: accounts for every event, wherever it ended.
 //! - [`replay`]: delivers again what was not delivered.
+//! - [`round_trip`]: `make invoke`, the function under `cargo lambda watch`
+//!   invoked with each file of `events/`, S3 checked.
 //! - [`experiment`] and [`progress`]: one whole run, as `make demo` does it.
 
 pub mod aws;
@@ -59,6 +61,7 @@ pub mod on_failure;
 pub mod progress;
 pub mod proxy;
 pub mod replay;
+pub mod round_trip;
 pub mod runtime_shim;
 pub mod setup;
 pub mod template;

@@ -55,6 +55,22 @@ impl Shard {
     }
 }
 
+/// The bucket and the delivery streams writing to it, without a Kinesis
+/// stream: what invoking the function by hand needs.
+pub async fn create_delivery(clients: &Clients, resources: &Resources) -> Result<()> {
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&resources.bucket)
+        .send()
+        .await
+        .map_err(|e| format!("creating bucket {}: {e:?}", resources.bucket))?;
+    for name in &resources.delivery_streams {
+        delivery_stream(clients, resources, name, EVENTS_PREFIX).await?;
+    }
+    delivery_stream(clients, resources, &resources.rejects_stream, REJECTS_PREFIX).await
+}
+
 /// Creates everything and returns the stream's shards.
 pub async fn create(clients: &Clients, resources: &Resources) -> Result<Vec<Shard>> {
     clients
@@ -66,19 +82,7 @@ pub async fn create(clients: &Clients, resources: &Resources) -> Result<Vec<Shar
         .await
         .map_err(|e| format!("creating Kinesis stream {}: {e:?}", resources.stream))?;
     wait_until_active(clients, &resources.stream).await?;
-
-    clients
-        .s3
-        .create_bucket()
-        .bucket(&resources.bucket)
-        .send()
-        .await
-        .map_err(|e| format!("creating bucket {}: {e:?}", resources.bucket))?;
-
-    for name in &resources.delivery_streams {
-        delivery_stream(clients, resources, name, EVENTS_PREFIX).await?;
-    }
-    delivery_stream(clients, resources, &resources.rejects_stream, REJECTS_PREFIX).await?;
+    create_delivery(clients, resources).await?;
     shards(clients, &resources.stream).await
 }
 
