@@ -4,6 +4,7 @@
 #   make demo RATE=1000 DURATION=20 FAULTS=throttle=0.3,down=analytics-events-1
 #   make demo FAULTS=throttle=0.7 DEMO_FLAGS="--replay --bridge-env MAX_PUT_ATTEMPTS=2"
 #   make demo INVOKE=cargo-lambda              the real function under `cargo lambda watch`
+#   make demo COMPRESSION=gzip                 records gzipped by the function
 #
 # Everything runs on 127.0.0.1 against kinesalite (Kinesis) and moto
 # (Firehose, S3); the demo starts them (and cargo lambda) itself and ends
@@ -15,6 +16,7 @@ DURATION ?= 60
 STREAMS ?= 2
 FAULTS ?=
 INVOKE ?= library
+COMPRESSION ?=
 DEMO_FLAGS ?=
 
 CARGO_LAMBDA_VENV := .venv/cargo-lambda
@@ -39,7 +41,7 @@ DEMO_CARGO := CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=
 demo: $(DEMO_NEEDS)
 	$(DEMO_CARGO) run --quiet --release -p bridge-local --bin demo -- \
 		--rate $(RATE) --duration $(DURATION) --streams $(STREAMS) \
-		--faults '$(FAULTS)' --invoke $(INVOKE) $(DEMO_FLAGS)
+		--faults '$(FAULTS)' --invoke $(INVOKE) $(if $(COMPRESSION),--bridge-env COMPRESSION=$(COMPRESSION)) $(DEMO_FLAGS)
 
 ## invoke: the function under cargo lambda watch, invoked with each file of events/ (or EVENT=file), S3 checked; KEEP=1 leaves it running
 invoke: moto cargo-lambda

@@ -11,7 +11,8 @@ use tokio::time::Instant;
 
 use crate::backoff::{Backoff, Budget};
 use crate::batch::{KinesisBatch, SourceRecord};
-use crate::config::{Config, OnPartialFailure};
+use crate::compress;
+use crate::config::{Compression, Config, OnPartialFailure};
 use crate::dead_letter::{self, DeadLetter};
 use crate::delivery::{self, Fate, Policy};
 use crate::event::{Contract, Reason};
@@ -19,7 +20,7 @@ use crate::firehose::Firehose;
 use crate::limits::{MAX_REQUEST_SIZE, MAX_USER_RECORDS_PER_INVOCATION, MIN_CALL_TIME, billed_bytes};
 use crate::metrics;
 use crate::pack::{self, Packer, Packing};
-use crate::record::{self, Incoming, Origin, Unpacked};
+use crate::record::{self, Incoming, Unpacked};
 use crate::reject;
 use crate::report::{Lines, LogSink, Status, Summary, write_line};
 use crate::route::Rotation;
@@ -94,7 +95,7 @@ pub struct Processed {
 
 /// A valid event and the line it is written as.
 struct Valid<'a> {
-    origin: Origin,
+    incoming: Incoming<'a>,
     line: Cow<'a, [u8]>,
 }
 
@@ -214,7 +215,7 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
 
         let Sorted {
             valid,
-            rejected,
+            mut rejected,
             events,
             deferred_from,
         } = self.decode_and_validate(records);
@@ -227,7 +228,19 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
         } else {
             Packing::UNPACKED
         };
-        let packed = pack::pack(&valid, packing);
+        let packed = match config.compression {
+            Compression::None => pack::pack(&valid, packing),
+            Compression::Gzip => {
+                let compressed = compress::pack(&valid, config.max_record_bytes);
+                for (i, size) in compressed.too_large {
+                    rejected.push(Rejected {
+                        incoming: valid[i].incoming,
+                        reason: Reason::TooLargeCompressed(size),
+                    });
+                }
+                compressed.records
+            }
+        };
         let data: Vec<&[u8]> = packed.iter().map(|p| &p.data[..]).collect();
         let streams = &config.delivery_streams;
         let delivery = delivery::deliver(&self.firehose, streams, Rotation::random(streams.len()), policy, &data).await;
@@ -236,12 +249,17 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
         summary.events_received = events;
         summary.records_deferred = deferred_from.map_or(0, |first| records.len() - first);
         summary.firehose_records = packed.len();
+        summary.event_bytes = packed
+            .iter()
+            .flat_map(|p| &valid[p.items.clone()])
+            .map(|v| v.line.len() + 1)
+            .sum();
         summary.firehose_bytes = data.iter().map(|d| d.len()).sum();
         summary.firehose_billed_bytes = data.iter().map(|d| billed_bytes(d.len())).sum();
         summary.put_calls = delivery.calls;
         summary.put_rounds = delivery.rounds;
 
-        if !valid.is_empty() && delivery.delivered() == 0 {
+        if !packed.is_empty() && delivery.delivered() == 0 {
             let (code, message) = delivery
                 .fates
                 .iter()
@@ -260,7 +278,7 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
                 unsent_rejects: Lines::default(),
                 unsent_rejected_events: 0,
                 verdict: Err(NothingDelivered {
-                    events: valid.len(),
+                    events: packed.iter().map(|p| p.items.len()).sum(),
                     code,
                     message,
                 }),
@@ -290,22 +308,29 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
                         error_code: &failure.code,
                         error_message: &failure.message,
                     };
-                    let sequence_of = |i: usize| records[events[i].origin.record].sequence_number();
+                    let sequence_of = |i: usize| records[events[i].incoming.origin.record].sequence_number();
                     let group = format!("{request_id}/{}", record.items.start);
-                    dead_letters.extend(DeadLetter::for_record(cause, &record.data, sequence_of, &group));
+                    dead_letters.extend(match config.compression {
+                        Compression::None => DeadLetter::for_record(cause, &record.data, sequence_of, &group),
+                        Compression::Gzip => {
+                            let first_and_last = [sequence_of(0), sequence_of(events.len().saturating_sub(1))];
+                            DeadLetter::for_compressed(cause, &record.data, first_and_last, &group)
+                        }
+                    });
                 }
                 OnPartialFailure::Retry => {
                     summary.events_retried += events.len();
                     for event in events {
+                        let at = event.incoming.origin.record;
                         let lower = checkpoint.is_none_or(|low| {
                             record::compare_sequence_numbers(
-                                records[event.origin.record].sequence_number(),
+                                records[at].sequence_number(),
                                 records[low].sequence_number(),
                             )
                             .is_lt()
                         });
                         if lower {
-                            checkpoint = Some(event.origin.record);
+                            checkpoint = Some(at);
                         }
                     }
                 }
@@ -430,10 +455,7 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
 
     fn check_into<'a>(&self, incoming: Incoming<'a>, sorted: &mut Sorted<'a>) {
         match self.contract.check(incoming.data) {
-            Ok(line) => sorted.valid.push(Valid {
-                origin: incoming.origin,
-                line,
-            }),
+            Ok(line) => sorted.valid.push(Valid { incoming, line }),
             Err(reason) => sorted.rejected.push(Rejected { incoming, reason }),
         }
     }

@@ -31,6 +31,7 @@ pub mod vars {
     pub const BACKOFF_BASE_MS: &str = "BACKOFF_BASE_MS";
     pub const BACKOFF_MAX_MS: &str = "BACKOFF_MAX_MS";
     pub const UNDELIVERED_BUCKET: &str = "UNDELIVERED_BUCKET";
+    pub const COMPRESSION: &str = "COMPRESSION";
 
     /// All of the above, in the order the README's table lists them.
     pub const ALL: &[&str] = &[
@@ -39,6 +40,7 @@ pub mod vars {
         UNDELIVERED_BUCKET,
         EVENT_SCHEMA_FILE,
         EVENT_SCHEMA_FORMATS,
+        COMPRESSION,
         PACK_EVENTS,
         MAX_RECORD_BYTES,
         MAX_EVENTS_PER_RECORD,
@@ -54,6 +56,17 @@ pub mod vars {
 /// The most events one packed record may hold by default: the number of
 /// lines Firehose dynamic partitioning can split out of one record.
 pub const DEFAULT_MAX_EVENTS_PER_RECORD: usize = 500;
+
+/// How the events of a Firehose record are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Newline-delimited JSON as it is; the delivery streams compress.
+    None,
+    /// Each record one gzip member of whole lines: Firehose bills and
+    /// throttles on the compressed bytes. `MAX_EVENTS_PER_RECORD` does not
+    /// apply (it exists for dynamic partitioning, which cannot read gzip).
+    Gzip,
+}
 
 /// What to do with records that still fail after every resend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +92,8 @@ pub struct Config {
     pub event_schema_file: Option<PathBuf>,
     /// Whether that schema's `format` keywords are checked.
     pub event_schema_formats: Formats,
+    /// How records are written.
+    pub compression: Compression,
     /// Pack many events into each Firehose record.
     pub pack_events: bool,
     /// Most bytes a packed record holds (newlines included).
@@ -153,6 +168,11 @@ impl Config {
                 ));
             }
         };
+        let compression = match get(COMPRESSION).as_deref() {
+            None | Some("none") => Compression::None,
+            Some("gzip") => Compression::Gzip,
+            Some(other) => return Err(invalid(COMPRESSION, other, "expected `gzip` or `none`")),
+        };
         let pack_events = match get(PACK_EVENTS).as_deref() {
             None => true,
             Some(v) if v.eq_ignore_ascii_case("true") => true,
@@ -175,6 +195,7 @@ impl Config {
             undelivered_bucket,
             event_schema_file: get(EVENT_SCHEMA_FILE).map(PathBuf::from),
             event_schema_formats,
+            compression,
             pack_events,
             max_record_bytes: number(
                 get(MAX_RECORD_BYTES),
@@ -305,6 +326,18 @@ mod tests {
         assert_eq!(c.metrics_namespace, "KinesisFirehoseBridge");
         assert_eq!(c.rejects_delivery_stream, None);
         assert_eq!(c.event_schema_formats, Formats::Assert);
+    }
+
+    #[test]
+    fn compression_is_gzip_or_none() {
+        assert_eq!(
+            config(&[("DELIVERY_STREAMS", "a")]).unwrap().compression,
+            Compression::None
+        );
+        let c = config(&[("DELIVERY_STREAMS", "a"), ("COMPRESSION", "gzip")]).unwrap();
+        assert_eq!(c.compression, Compression::Gzip);
+        let err = config(&[("DELIVERY_STREAMS", "a"), ("COMPRESSION", "zstd")]).unwrap_err();
+        assert!(err.to_string().starts_with("COMPRESSION is \"zstd\""), "{err}");
     }
 
     #[test]

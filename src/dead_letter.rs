@@ -19,6 +19,9 @@ use crate::part::{self, JoinError, Part};
 /// The `kind` of a dead letter's line.
 pub const KIND: &str = "dead_letter";
 
+/// The `encoding` of a dead letter holding a gzip member.
+pub const GZIP: &str = "gzip";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub kind: String,
@@ -28,10 +31,15 @@ pub struct DeadLetter {
     /// Kinesis sequence numbers of the events in `data`, in order, each once.
     pub sequence_numbers: Vec<String>,
     /// Base64 of the bytes: whole newline-terminated event lines, or one
-    /// part of a single line when `part` is set.
+    /// part of a single line when `part` is set; with `encoding`, the
+    /// record's bytes so encoded, or a part of them.
     pub data: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part: Option<Part>,
+    /// `gzip` when the record is a gzip member (`COMPRESSION=gzip`); its
+    /// `sequence_numbers` are then the first and the last of its events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
 }
 
 /// The failure a dead letter records.
@@ -76,6 +84,7 @@ impl DeadLetter {
                 sequence_numbers,
                 data: STANDARD.encode_to_string(bytes),
                 part,
+                encoding: None,
             }
         };
 
@@ -120,6 +129,27 @@ impl DeadLetter {
             letters.push(new(chunk_first..line, &data[chunk_start..], None));
         }
         letters
+    }
+
+    /// Dead letters for one undelivered gzip member holding `events` events,
+    /// the first and last with the sequence numbers given: the exact
+    /// bytes, in parts when they do not fit one line.
+    pub fn for_compressed(cause: Cause<'_>, data: &[u8], first_and_last: [&str; 2], group: &str) -> Vec<DeadLetter> {
+        let mut sequence_numbers: Vec<String> = first_and_last.iter().map(|s| bounded(s).to_owned()).collect();
+        sequence_numbers.dedup();
+        part::split(data, || group.to_owned())
+            .into_iter()
+            .map(|(part, piece)| DeadLetter {
+                kind: KIND.to_owned(),
+                delivery_stream: cause.delivery_stream.to_owned(),
+                error_code: cause.error_code.to_owned(),
+                error_message: cause.error_message.to_owned(),
+                sequence_numbers: sequence_numbers.clone(),
+                data: STANDARD.encode_to_string(piece),
+                part,
+                encoding: Some(GZIP.to_owned()),
+            })
+            .collect()
     }
 
     /// The bytes this dead letter carries.
@@ -270,6 +300,19 @@ mod tests {
             reassemble(&letters),
             Err(ReplayError::Parts(JoinError::MissingParts { have: 2, count: 3, .. }))
         ));
+    }
+
+    #[test]
+    fn a_compressed_record_is_kept_byte_for_byte_with_its_first_and_last_sequence_numbers() {
+        let data: Vec<u8> = (0..400_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let letters = DeadLetter::for_compressed(CAUSE, &data, ["1", "9"], "req/0");
+        assert_eq!(letters.len(), 3);
+        for l in &letters {
+            assert_eq!(l.encoding.as_deref(), Some("gzip"));
+            assert_eq!(l.sequence_numbers, vec!["1", "9"]);
+            assert!(serde_json::to_vec(l).unwrap().len() < CLOUDWATCH_MAX_EVENT_SIZE);
+        }
+        assert_eq!(reassemble(&letters).unwrap(), vec![data]);
     }
 
     #[test]

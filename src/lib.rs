@@ -25,7 +25,8 @@
 //!   compact line a valid event becomes.
 //! - [`reject`]: the lines a rejected record is kept in, wherever it lands;
 //!   [`part`] cuts payloads too large for one line into numbered parts.
-//! - [`pack`]: lines into Firehose records.
+//! - [`pack`]: lines into Firehose records; [`compress`] into gzip members
+//!   (`COMPRESSION=gzip`).
 //! - [`route`]: the rotation of records over delivery streams.
 //! - [`request`]: records into `PutRecordBatch` requests within limits.
 //! - [`delivery`]: sends, resends what failed ([`backoff`] says when).
@@ -42,6 +43,7 @@
 pub mod backoff;
 pub mod batch;
 pub mod bridge;
+pub mod compress;
 pub mod config;
 pub mod dead_letter;
 pub mod delivery;

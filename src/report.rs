@@ -48,8 +48,12 @@ pub struct Summary {
     pub records_deferred: usize,
     /// Rejected events by reason code.
     pub rejected_by_reason: BTreeMap<&'static str, usize>,
-    /// Records built for the delivery streams, their bytes, and the bytes
-    /// Firehose bills for them (each record rounded up to 5 KiB).
+    /// Bytes of the event lines in the records, newlines included: what
+    /// the records would be uncompressed.
+    pub event_bytes: usize,
+    /// Records built for the delivery streams, their bytes (compressed, with
+    /// `COMPRESSION=gzip`), and the bytes Firehose bills for them (each
+    /// record rounded up to 5 KiB).
     pub firehose_records: usize,
     pub firehose_bytes: usize,
     pub firehose_billed_bytes: usize,
@@ -78,6 +82,7 @@ impl Summary {
             events_retried: 0,
             records_deferred: 0,
             rejected_by_reason: BTreeMap::new(),
+            event_bytes: 0,
             firehose_records: 0,
             firehose_bytes: 0,
             firehose_billed_bytes: 0,

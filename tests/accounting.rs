@@ -147,6 +147,7 @@ proptest! {
         max_events in prop_oneof![Just(500usize), 1usize..10],
         retry_mode in any::<bool>(),
         attempts in 1u32..5,
+        gzip in any::<bool>(),
     ) {
         let built = build(&inputs);
         let names: Vec<String> = (0..streams).map(|i| format!("s{i}")).collect();
@@ -161,7 +162,8 @@ proptest! {
             Ok(records.iter().map(|_| (next(&mut state) < entry_failure).then(slow_down)).collect())
         });
         let joined = names.join(",");
-        let bytes = max_record_bytes.to_string();
+        // Every valid event fits a record alone, compressed or not.
+        let bytes = if gzip { max_record_bytes.max(2_000) } else { max_record_bytes }.to_string();
         let events_cap = max_events.to_string();
         let attempts_s = attempts.to_string();
         let bridge = bridge(&[
@@ -171,6 +173,7 @@ proptest! {
             ("MAX_EVENTS_PER_RECORD", events_cap.as_str()),
             ("ON_PARTIAL_FAILURE", if retry_mode { "retry" } else { "log" }),
             ("MAX_PUT_ATTEMPTS", attempts_s.as_str()),
+            ("COMPRESSION", if gzip { "gzip" } else { "none" }),
         ], firehose);
         let batch = records(&built.payloads);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
@@ -229,11 +232,9 @@ proptest! {
                 } else {
                     prop_assert!(response.batch_item_failures.is_empty());
                     // Every undelivered event's line is in a dead letter.
-                    let mut dead = Vec::new();
-                    for letter in &processed.dead_letters {
-                        dead.extend_from_slice(&letter.bytes().unwrap());
-                    }
-                    let dead_lines: HashSet<&[u8]> = dead.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+                    let records = kinesis_firehose_bridge::dead_letter::reassemble(&processed.dead_letters).unwrap();
+                    let dead: Vec<Vec<u8>> = records.iter().flat_map(|r| lines_of(r)).collect();
+                    let dead_lines: HashSet<&[u8]> = dead.iter().map(Vec::as_slice).collect();
                     prop_assert_eq!(dead_lines.len(), summary.events_dead_lettered);
                     for (line, _) in built.valid.iter().filter(|(l, _)| !unique.contains(l)) {
                         prop_assert!(dead_lines.contains(&line[..]));

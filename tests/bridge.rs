@@ -397,3 +397,69 @@ async fn handler_returns_error_for_lambda_on_total_failure() {
     assert_eq!(diagnostic.error_type, "NothingDelivered");
     assert!(diagnostic.error_message.contains("Kinesis retries the batch"));
 }
+
+#[tokio::test]
+async fn gzip_mode_sends_whole_events_in_gzip_members_billed_on_the_compressed_bytes() {
+    let bridge = bridge(&[("COMPRESSION", "gzip")], ScriptedFirehose::healthy());
+    let processed = bridge.process(&records(&events(500)), None, "req").await;
+    let summary = &processed.summary;
+    assert_eq!(summary.events_delivered, 500);
+    assert_eq!(summary.firehose_records, 1, "all 500 fit one member");
+    let record = &bridge.firehose.delivered()[0];
+    assert!(kinesis_firehose_bridge::compress::is_gzip(record));
+    assert_eq!(summary.firehose_bytes, record.len());
+    assert!(
+        summary.firehose_bytes * 4 < summary.event_bytes,
+        "compressed to less than a quarter: {summary:?}"
+    );
+    let mut got = bridge.firehose.delivered_lines();
+    let mut expected = events(500);
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn gzip_dead_letters_keep_the_exact_member_and_name_first_and_last_events() {
+    let firehose = ScriptedFirehose::new(|_, _, records| Ok(vec![Some(slow_down()); records.len()]));
+    let bridge = bridge(
+        &[
+            ("COMPRESSION", "gzip"),
+            ("MAX_PUT_ATTEMPTS", "1"),
+            ("DELIVERY_STREAMS", "s"),
+        ],
+        firehose,
+    );
+    let mut payloads = events(3);
+    payloads.push(b"[]".to_vec());
+    // The whole invocation fails: nothing delivered, no dead letter.
+    let processed = bridge.process(&records(&payloads), None, "req").await;
+    assert!(processed.verdict.is_err());
+
+    // Two streams, one refusing: a partial failure leaves a gzip dead letter.
+    let firehose =
+        ScriptedFirehose::new(|stream, _, records| Ok(vec![(stream == "s0").then(slow_down); records.len()]));
+    let bridge = bridge_with_store(
+        &[
+            ("COMPRESSION", "gzip"),
+            ("MAX_PUT_ATTEMPTS", "1"),
+            ("MAX_RECORD_BYTES", "200"),
+        ],
+        firehose,
+        kinesis_firehose_bridge::store::NoStore,
+    );
+    let processed = bridge.process(&records(&events(40)), None, "req").await;
+    assert!(processed.summary.events_dead_lettered > 0, "{:?}", processed.summary);
+    for letter in &processed.dead_letters {
+        assert_eq!(letter.encoding.as_deref(), Some("gzip"));
+        assert!(letter.sequence_numbers.len() <= 2);
+    }
+    let records = kinesis_firehose_bridge::dead_letter::reassemble(&processed.dead_letters).unwrap();
+    let lines: usize = records.iter().map(|r| lines_of(r).len()).sum();
+    assert_eq!(lines, processed.summary.events_dead_lettered);
+    assert_eq!(
+        lines + bridge.firehose.delivered_lines().len(),
+        40,
+        "every event either delivered or in a dead letter"
+    );
+}

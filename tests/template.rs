@@ -671,7 +671,6 @@ fn delivery_streams_write_gzip_under_time_partitioned_prefixes() {
             "{stream}"
         );
         let s3 = s3_destination(stream);
-        assert_eq!(s3["CompressionFormat"], "GZIP", "{stream}");
         let folder = if stream == rejects { "rejects" } else { "events" };
         assert_eq!(
             literal(&s3["Prefix"], "Prefix"),
@@ -689,6 +688,60 @@ fn delivery_streams_write_gzip_under_time_partitioned_prefixes() {
             interval.default <= 120.0,
             "{stream}: data should land within a minute or two: {interval:?}"
         );
+    }
+    // The rejects stream is not compressed by the function (rare, small,
+    // read by people): Firehose gzips it.
+    assert_eq!(s3_destination(rejects)["CompressionFormat"], "GZIP");
+}
+
+/// The `Fn::If` of `value`: (condition, then, else).
+fn if_of(value: &Value) -> (&str, &Value, &Value) {
+    match value.get("Fn::If").and_then(Value::as_array).map(Vec::as_slice) {
+        Some([Value::String(condition), then, otherwise]) => (condition, then, otherwise),
+        _ => panic!("{value} is not an Fn::If"),
+    }
+}
+
+#[test]
+fn one_parameter_sets_the_function_s_compression_and_the_delivery_streams_and_they_agree() {
+    let parameter_name = ref_target(&environment()[vars::COMPRESSION]).expect("COMPRESSION is a !Ref");
+    let p = parameter(parameter_name);
+    assert_eq!(
+        p["Default"], "gzip",
+        "the cost figures choose gzip (README, Compression)"
+    );
+    let allowed: BTreeSet<&str> = listed(&p["AllowedValues"])
+        .into_iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        allowed,
+        BTreeSet::from(["gzip", "none"]),
+        "the values COMPRESSION reads"
+    );
+    let rejects = ref_target(&environment()[vars::REJECTS_DELIVERY_STREAM]).unwrap();
+    for stream in delivery_streams().into_iter().filter(|s| *s != rejects) {
+        let s3 = s3_destination(stream);
+        let (condition, compressed, uncompressed) = if_of(&s3["CompressionFormat"]);
+        // The condition is `Compression == gzip`.
+        let test = &template()["Conditions"][condition]["Fn::Equals"];
+        let sides: Vec<&Value> = listed(test);
+        assert!(
+            sides.iter().any(|v| ref_target(v) == Some(parameter_name)) && sides.iter().any(|v| *v == "gzip"),
+            "{stream}: {condition} is not {parameter_name} == gzip"
+        );
+        assert_eq!(compressed, "UNCOMPRESSED", "{stream}: the function compressed already");
+        assert_eq!(
+            uncompressed, "GZIP",
+            "{stream}: Firehose compresses what the function did not"
+        );
+        let (extension_condition, extension, none) = if_of(&s3["FileExtension"]);
+        assert_eq!(extension_condition, condition);
+        assert_eq!(
+            extension, ".gz",
+            "{stream}: Athena and the console see gzip by the name"
+        );
+        assert_eq!(ref_target(none), Some("AWS::NoValue"));
     }
 }
 

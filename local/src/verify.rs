@@ -198,7 +198,14 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
     for object in &contents.delivered {
         let acknowledged = evidence.landings.and_then(|l| l.at(&object.etag));
         let at = acknowledged.unwrap_or(object.last_modified_ms);
-        for line in object.body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let body = match plain(&object.body) {
+            Ok(body) => body,
+            Err(e) => {
+                report.problem(format!("{}: not a gzip stream: {e}", object.key));
+                continue;
+            }
+        };
+        for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let one_object = line.first() == Some(&b'{') && serde_json::from_slice::<IgnoredAny>(line).is_ok();
             if !one_object {
                 report.malformed_lines += 1;
@@ -287,6 +294,13 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
         (&evidence.log.dead_letters, Place::Log),
     ] {
         for (record, at) in reassemble(letters, &mut report) {
+            let record = match plain(&record) {
+                Ok(record) => record,
+                Err(e) => {
+                    report.problem(format!("a gzip dead letter that does not decompress: {e}"));
+                    continue;
+                }
+            };
             for line in record.split(|&b| b == b'\n') {
                 if let Some(id) = known(line) {
                     let entry = dead.entry(id).or_insert((at, place));
@@ -368,7 +382,7 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
             .delivered
             .iter()
             .filter(|o| landings.at(&o.etag).is_none())
-            .map(|o| o.body.iter().filter(|&&b| b == b'\n').count() as u64)
+            .map(|o| plain(&o.body).map_or(0, |b| b.iter().filter(|&&b| b == b'\n').count() as u64))
             .sum(),
     };
     delays.sort_unstable();
@@ -428,6 +442,18 @@ fn reassemble(letters: &[Timed<DeadLetter>], report: &mut Report) -> Vec<(Vec<u8
         }
     }
     records
+}
+
+/// The bytes as they are, or decompressed when they are gzip (a series of
+/// members, as Firehose concatenates the records the bridge gzipped).
+pub fn plain(bytes: &[u8]) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+    use std::io::Read;
+    if !kinesis_firehose_bridge::compress::is_gzip(bytes) {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 8);
+    flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out)?;
+    Ok(std::borrow::Cow::Owned(out))
 }
 
 /// Nearest-rank percentile of sorted values; 0 for none.

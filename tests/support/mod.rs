@@ -223,18 +223,31 @@ impl ScriptedFirehose {
             .collect()
     }
 
-    /// Every accepted line (event), split out of the records.
+    /// Every accepted line (event), split out of the records (gzip
+    /// members decompressed).
     pub fn delivered_lines(&self) -> Vec<Vec<u8>> {
-        self.delivered()
-            .iter()
-            .flat_map(|r| {
-                r.split(|&b| b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .map(<[u8]>::to_vec)
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        self.delivered().iter().flat_map(|r| lines_of(r)).collect()
     }
+}
+
+/// The lines of a Firehose record: newline-delimited, or a gzip member of
+/// them, read with flate2's standard multi-member reader.
+pub fn lines_of(record: &[u8]) -> Vec<Vec<u8>> {
+    use std::io::Read;
+    let plain = if kinesis_firehose_bridge::compress::is_gzip(record) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(record)
+            .read_to_end(&mut out)
+            .expect("a gzip member");
+        out
+    } else {
+        record.to_vec()
+    };
+    plain
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 pub fn slow_down() -> EntryError {
