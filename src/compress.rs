@@ -46,9 +46,11 @@ pub struct Compressed {
 pub fn pack<L: AsRef<[u8]>>(lines: &[L], max_bytes: usize) -> Compressed {
     let max_bytes = max_bytes.min(MAX_RECORD_SIZE);
     let mut out = Compressed::default();
-    let mut pending: Vec<Range<usize>> = if lines.is_empty() { vec![] } else { vec![0..lines.len()] };
-    // Groups are worked on in order, so records keep the lines' order.
-    pending.reverse();
+    // Groups to compress, the next one last: records keep the lines' order.
+    let mut pending: Vec<Range<usize>> = Vec::new();
+    if !lines.is_empty() {
+        pending.push(0..lines.len());
+    }
     while let Some(group) = pending.pop() {
         let member = gzip(&lines[group.clone()]);
         if member.len() <= max_bytes {
