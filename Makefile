@@ -28,6 +28,8 @@ check-deploy:
 bench:
 	cargo bench -p kinesis-firehose-bridge --bench invocation
 	cargo bench -p kinesis-firehose-bridge --bench cost
+	cargo bench -p kinesis-firehose-bridge --bench compression
+	cargo bench -p kinesis-firehose-bridge --bench patterns
 
 ## bench-runtime: cold start, peak memory and size of the release binary, through a local Runtime API
 bench-runtime:

@@ -20,7 +20,7 @@ use aws_sdk_firehose::Client;
 use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
 use aws_sdk_firehose::types::PutRecordBatchResponseEntry;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
-use batches::{Accepting, batches, bridge};
+use batches::{Accepting, Mode, batches, bridge};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kinesis_firehose_bridge::batch::KinesisBatch;
 use kinesis_firehose_bridge::firehose::SdkFirehose;
@@ -59,8 +59,8 @@ fn invocation(c: &mut Criterion) {
         .enable_time()
         .build()
         .unwrap();
-    let packed = bridge(Accepting, true);
-    let unpacked = bridge(Accepting, false);
+    let packed = bridge(Accepting, Mode::Packed);
+    let unpacked = bridge(Accepting, Mode::Unpacked);
 
     let accept_all = mock!(Client::put_record_batch).then_compute_output(|req| {
         let entries = req
@@ -75,10 +75,14 @@ fn invocation(c: &mut Criterion) {
     });
     let sdk = bridge(
         SdkFirehose::new(mock_client!(aws_sdk_firehose, RuleMode::MatchAny, [&accept_all])),
-        true,
+        Mode::Packed,
+    );
+    let sdk_gzip = bridge(
+        SdkFirehose::new(mock_client!(aws_sdk_firehose, RuleMode::MatchAny, [&accept_all])),
+        Mode::Gzip,
     );
 
-    for batch in batches() {
+    for batch in batches().into_iter().chain(batches::mixes()) {
         let mut group = c.benchmark_group(batch.name);
         group.throughput(Throughput::Bytes(batch.event_bytes));
         let bytes = &batch.payload[..];
@@ -113,12 +117,14 @@ fn invocation(c: &mut Criterion) {
                 })
             },
         );
-        group.bench_with_input(BenchmarkId::new("handler_through_sdk", "packed"), bytes, |b, bytes| {
-            b.iter(|| {
-                let event: KinesisBatch = serde_json::from_slice(black_box(bytes)).unwrap();
-                runtime.block_on(sdk.process(&event.records, None, "bench"))
-            })
-        });
+        for (name, bridge) in [("packed", &sdk), ("gzip", &sdk_gzip)] {
+            group.bench_with_input(BenchmarkId::new("handler_through_sdk", name), bytes, |b, bytes| {
+                b.iter(|| {
+                    let event: KinesisBatch = serde_json::from_slice(black_box(bytes)).unwrap();
+                    runtime.block_on(bridge.process(&event.records, None, "bench"))
+                })
+            });
+        }
         group.finish();
     }
 }

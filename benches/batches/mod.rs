@@ -115,6 +115,104 @@ pub fn batches() -> Vec<Batch> {
     ]
 }
 
+/// A realistic analytics event of about 1 KB: ids, a session, device,
+/// page, geography and commerce properties, from a seeded generator.
+pub fn realistic_event(i: usize, state: &mut u64) -> Vec<u8> {
+    let mut next = || {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    };
+    const TYPES: [&str; 6] = [
+        "page_view",
+        "add_to_cart",
+        "checkout",
+        "search",
+        "sign_in",
+        "video_play",
+    ];
+    const AGENTS: [&str; 3] = [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+    ];
+    const CITIES: [(&str, &str); 5] = [
+        ("US", "Seattle"),
+        ("DE", "Berlin"),
+        ("JP", "Osaka"),
+        ("BR", "Recife"),
+        ("FR", "Lyon"),
+    ];
+    let (country, city) = CITIES[(next() % 5) as usize];
+    format!(
+        concat!(
+            r#"{{"event_id":"{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}","event_type":"{}","timestamp":"2026-11-25T12:{:02}:{:02}.{:03}Z","#,
+            r#""user_id":"user-{}","session_id":"{:016x}","device":{{"os":"{}","browser":"{}","screen":"{}x{}","language":"en-US"}},"#,
+            r#""page":{{"url":"https://shop.example.com/products/{}?ref=home&variant={}","referrer":"https://www.example.com/search?q=item+{}","title":"Product {} - Example Shop"}},"#,
+            r#""geo":{{"country":"{}","city":"{}","timezone":"UTC"}},"#,
+            r#""properties":{{"product_id":"sku-{}","price":{}.{:02},"currency":"USD","quantity":{},"cart_total":{}.{:02},"experiment":"exp-{}","variant":"{}"}},"#,
+            r#""user_agent":"{}","sequence":{}}}"#
+        ),
+        next() as u32, next() as u16, next() % 4096, next() as u16, next() % (1 << 48),
+        TYPES[(next() % 6) as usize], i / 60 % 60, i % 60, next() % 1000,
+        next() % 1_000_000, next(), ["ios", "android", "windows", "macos"][(next() % 4) as usize],
+        ["safari", "chrome", "firefox"][(next() % 3) as usize], 360 + next() % 2000, 640 + next() % 1500,
+        next() % 50_000, next() % 8, next() % 1_000, next() % 50_000,
+        country, city,
+        next() % 50_000, next() % 500, next() % 100, 1 + next() % 5, next() % 2_000, next() % 100, next() % 40,
+        ["control", "treatment"][(next() % 2) as usize],
+        AGENTS[(next() % 3) as usize], i
+    )
+    .into_bytes()
+}
+
+/// A high-entropy event: UUIDs, random numbers and short random strings,
+/// about 250 bytes.
+pub fn entropy_event(state: &mut u64) -> Vec<u8> {
+    let mut next = || {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    };
+    let word: String = (0..8).map(|_| (b'a' + (next() % 26) as u8) as char).collect();
+    format!(
+        r#"{{"event_id":"{:016x}{:016x}","event_type":"{word}","timestamp":"2026-11-25T12:00:00.{:03}Z","session":"{:016x}{:016x}","n":{},"x":{},"y":{},"tag":"{:x}"}}"#,
+        next(), next(), next() % 1000, next(), next(), next() % 1_000_000_000, next() % 100_000, next() % 99_999, next()
+    )
+    .into_bytes()
+}
+
+/// Batches of 500 events of each mix, for the cost figures.
+pub fn mixes() -> Vec<Batch> {
+    let mut state = 0x5eed_u64;
+    let batch = |name, events: Vec<Vec<u8>>| Batch {
+        name,
+        event_bytes: events.iter().map(|r| r.len() as u64).sum(),
+        events: events.len() as u64,
+        payload: payload(&events),
+    };
+    let realistic: Vec<Vec<u8>> = (0..500).map(|i| realistic_event(i, &mut state)).collect();
+    let entropy: Vec<Vec<u8>> = (0..500).map(|_| entropy_event(&mut state)).collect();
+    vec![
+        batch("500_realistic_1KB", realistic),
+        batch("500_high_entropy", entropy),
+    ]
+}
+
+/// One gzip member of `lines` at `level`, as `compress::gzip` writes it at
+/// its own level.
+pub fn gzip_at(lines: &[&[u8]], level: u32) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    for line in lines {
+        encoder.write_all(line).unwrap();
+        encoder.write_all(b"\n").unwrap();
+    }
+    encoder.finish().unwrap()
+}
+
 /// Firehose that accepts every record at once and keeps nothing.
 pub struct Accepting;
 
@@ -124,12 +222,30 @@ impl Firehose for Accepting {
     }
 }
 
-/// The bridge over two delivery streams, packing or not.
-pub fn bridge<F: Firehose>(firehose: F, pack: bool) -> Bridge<F, NoStore> {
-    let pack = if pack { "true" } else { "false" };
+/// How the bench's bridge writes its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Packed,
+    Unpacked,
+    Gzip,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Packed => "packed",
+            Mode::Unpacked => "unpacked",
+            Mode::Gzip => "gzip",
+        }
+    }
+}
+
+/// The bridge over two delivery streams, in `mode`.
+pub fn bridge<F: Firehose>(firehose: F, mode: Mode) -> Bridge<F, NoStore> {
     let config = Config::from_lookup(|name| match name {
         "DELIVERY_STREAMS" => Some("events-0,events-1".to_owned()),
-        "PACK_EVENTS" => Some(pack.to_owned()),
+        "PACK_EVENTS" => Some((mode != Mode::Unpacked).to_string()),
+        "COMPRESSION" => Some(if mode == Mode::Gzip { "gzip" } else { "none" }.to_owned()),
         _ => None,
     })
     .unwrap();

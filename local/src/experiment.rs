@@ -137,6 +137,22 @@ pub struct ReplaySummary {
     pub given_up_failed: Vec<String>,
 }
 
+/// What Firehose billed for the run's records (in-process runs only).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Billing {
+    pub firehose_records: u64,
+    pub event_bytes: u64,
+    pub firehose_bytes: u64,
+    pub firehose_billed_bytes: u64,
+}
+
+impl Billing {
+    /// Billed bytes per byte of events: the cost figure.
+    pub fn billed_per_event_byte(&self) -> f64 {
+        self.firehose_billed_bytes as f64 / self.event_bytes.max(1) as f64
+    }
+}
+
 /// CPU seconds each part used during the run, to see where the time goes.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CpuUse {
@@ -158,6 +174,8 @@ pub struct Findings {
     pub load: LoadStats,
     pub esm: EsmSummary,
     pub proxy: Option<ProxySummary>,
+    /// What Firehose billed, when the bridge ran in this process.
+    pub billing: Option<Billing>,
     /// Whether the mapping caught up with everything sent.
     pub drained: bool,
     /// From the start of the load to the end of the drain.
@@ -426,6 +444,12 @@ impl Experiment {
             limit_violations: ProxyStats::get(&p.stats.limit_violations),
         });
         drop(proxy);
+        let billing = invoker.tallies().map(|t| Billing {
+            firehose_records: Tallies::get(&t.firehose_records),
+            event_bytes: Tallies::get(&t.event_bytes),
+            firehose_bytes: Tallies::get(&t.firehose_bytes),
+            firehose_billed_bytes: Tallies::get(&t.firehose_billed_bytes),
+        });
 
         ledger.write_tsv(&self.run_dir.join("sent.tsv"))?;
         say(talk, "reading S3 and the function log back...");
@@ -465,6 +489,7 @@ impl Experiment {
             load: load_stats,
             esm,
             proxy: proxy_summary,
+            billing,
             drained,
             cpu,
             timeline,

@@ -72,6 +72,11 @@ pub struct Tallies {
     pub events_dead_lettered: AtomicU64,
     pub events_retried: AtomicU64,
     pub firehose_records: AtomicU64,
+    /// Bytes of the events in the records, the records' bytes, and what
+    /// Firehose bills for them.
+    pub event_bytes: AtomicU64,
+    pub firehose_bytes: AtomicU64,
+    pub firehose_billed_bytes: AtomicU64,
     pub put_calls: AtomicU64,
 }
 
@@ -117,6 +122,9 @@ impl Library {
         add(&t.events_dead_lettered, s.events_dead_lettered);
         add(&t.events_retried, s.events_retried);
         add(&t.firehose_records, s.firehose_records);
+        add(&t.event_bytes, s.event_bytes);
+        add(&t.firehose_bytes, s.firehose_bytes);
+        add(&t.firehose_billed_bytes, s.firehose_billed_bytes);
         add(&t.put_calls, s.put_calls as usize);
         verdict.map_err(|e| FunctionError(e.to_string()))
     }

@@ -227,6 +227,16 @@ fn print(args: &Args, outcome: &Findings) {
         show(cpu.moto_firehose_s3),
         show(cpu.pipeline)
     );
+    if let Some(b) = &outcome.billing {
+        println!(
+            "Firehose: {} records, {} bytes of events sent as {} bytes, billed {} bytes: {:.3} billed bytes per event byte",
+            b.firehose_records,
+            b.event_bytes,
+            b.firehose_bytes,
+            b.firehose_billed_bytes,
+            b.billed_per_event_byte()
+        );
+    }
     if let Some(p) = &outcome.proxy {
         println!(
             "fault proxy: {} PutRecordBatch calls, {} of {} entries throttled, {} calls failed whole, {} limit violations",
@@ -282,6 +292,12 @@ fn print(args: &Args, outcome: &Findings) {
         );
         map.insert("given_up_before_replay".into(), outcome.report().given_up.into());
         map.insert("clean".into(), outcome.last_report().is_clean().into());
+        if let Some(b) = &outcome.billing {
+            map.insert(
+                "billed_per_event_byte".into(),
+                ((b.billed_per_event_byte() * 1000.0).round() / 1000.0).into(),
+            );
+        }
         if let Some(p) = &outcome.proxy {
             map.insert("entries_throttled".into(), p.entries_throttled.into());
             map.insert("limit_violations".into(), p.limit_violations.into());
