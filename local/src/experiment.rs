@@ -17,7 +17,7 @@ use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::SdkFirehose;
 use kinesis_firehose_bridge::store::S3Store;
 use kinesis_firehose_bridge::{Bridge, Config};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::aws::{self, ACCOUNT, Clients, REGION};
@@ -34,6 +34,7 @@ use crate::logs::Logged;
 use crate::on_failure::{self, InvocationRecord};
 use crate::progress::{self, Snapshot};
 use crate::proxy::{Proxy, ProxyStats};
+use crate::report_page::{self, RunRecord, Settings};
 use crate::setup::{self, Resources};
 use crate::template::Deployed;
 use crate::verify::{self, Account, Evidence, Report};
@@ -53,6 +54,8 @@ pub struct Experiment {
     pub delivery_streams: usize,
     pub shards: u32,
     pub faults: Faults,
+    /// The faults as they were written, for the report page.
+    pub faults_spec: String,
     pub invoke: InvokeMode,
     /// The event source mapping: the template's, unless a test changes it.
     pub esm: EsmConfig,
@@ -74,6 +77,32 @@ pub struct Experiment {
     /// Leave moto (Firehose and S3) running after the report (in
     /// [`Findings::moto`]), for `verify` and `replay` by hand.
     pub keep_moto: bool,
+    /// What the run has recorded so far, for a page should it end early.
+    pub recording: Arc<Recording>,
+}
+
+/// What a run records as it goes: when the load started and the counters
+/// once a second.
+#[derive(Debug, Default)]
+pub struct Recording {
+    started_ms: std::sync::atomic::AtomicU64,
+    timeline: std::sync::Mutex<Vec<Snapshot>>,
+}
+
+impl Recording {
+    fn start(&self, at_ms: u64) {
+        self.started_ms.store(at_ms, Ordering::Relaxed);
+    }
+
+    fn push(&self, snapshot: Snapshot) {
+        if let Ok(mut timeline) = self.timeline.lock() {
+            timeline.push(snapshot);
+        }
+    }
+
+    fn timeline(&self) -> Vec<Snapshot> {
+        self.timeline.lock().map(|t| t.clone()).unwrap_or_default()
+    }
 }
 
 impl Experiment {
@@ -87,6 +116,7 @@ impl Experiment {
             delivery_streams: 2,
             shards: 10,
             faults: Faults::none(),
+            faults_spec: String::new(),
             invoke: InvokeMode::Library,
             esm: EsmConfig::deployed(&deployed),
             bridge_env: Vec::new(),
@@ -96,7 +126,45 @@ impl Experiment {
             progress: Some(Duration::from_secs(2)),
             replay: false,
             keep_moto: false,
+            recording: Arc::new(Recording::default()),
         })
+    }
+
+    /// The run's settings, as the report page shows them.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            rate: self.load.rate,
+            duration_s: self.load.duration.as_secs(),
+            shards: self.shards,
+            delivery_streams: self.delivery_streams,
+            faults: self.faults_spec.clone(),
+            invoke: match self.invoke {
+                InvokeMode::Library => "in process (the bridge's library)".to_owned(),
+                InvokeMode::CargoLambda => "the function under cargo lambda watch".to_owned(),
+            },
+            bridge_env: self.bridge_env.clone(),
+            event_source_mapping: format!(
+                "batches of {}, window {:?}, {} retries, records up to {:?} old, bisect {}",
+                self.esm.batch_size,
+                self.esm.batching_window,
+                self.esm.max_retry_attempts,
+                self.esm.max_record_age,
+                self.esm.bisect_on_error
+            ),
+        }
+    }
+
+    /// Writes the page of a run that ended before its account, with what it
+    /// recorded; returns the page's path.
+    pub fn write_early_page(&self, why: &str) -> Result<PathBuf> {
+        let record = RunRecord {
+            settings: self.settings(),
+            started_ms: self.recording.started_ms.load(Ordering::Relaxed),
+            timeline: self.recording.timeline(),
+            ended_early: Some(why.to_owned()),
+            ..RunRecord::default()
+        };
+        report_page::write(&record, &self.run_dir)
     }
 }
 
@@ -154,7 +222,7 @@ impl Billing {
 }
 
 /// CPU seconds each part used during the run, to see where the time goes.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuUse {
     pub seconds: f64,
     pub kinesalite: Option<f64>,
@@ -185,6 +253,8 @@ pub struct Findings {
     /// When the load started, ms since the epoch.
     pub started_ms: u64,
     pub run_dir: PathBuf,
+    /// The report page, `report.html` in the run folder.
+    pub page: PathBuf,
     /// moto, still running, when [`Experiment::keep_moto`] asked for it.
     pub moto: Option<Emulator>,
 }
@@ -303,6 +373,7 @@ impl Experiment {
         );
         let started = Instant::now();
         let started_ms = crate::now_ms();
+        self.recording.start(started_ms);
         let cpu_at_start = (
             local.kinesis.cpu_seconds(),
             local.aws.cpu_seconds(),
@@ -343,10 +414,12 @@ impl Experiment {
         let tick = Duration::from_secs(1);
         let print_every = self.progress.unwrap_or(Duration::MAX);
         let mut timeline = vec![snapshot()];
+        self.recording.push(timeline[0]);
         let mut printed = timeline[0];
         let mut sample = |timeline: &mut Vec<Snapshot>| {
             let now = snapshot();
             timeline.push(now);
+            self.recording.push(now);
             if talk && now.elapsed().saturating_sub(printed.elapsed()) >= print_every {
                 eprintln!("{}", progress::line(&now, &printed));
                 printed = now;
@@ -483,6 +556,22 @@ impl Experiment {
             aws.stop();
             None
         };
+        let record = RunRecord {
+            settings: self.settings(),
+            started_ms,
+            timeline: timeline.clone(),
+            seconds: report_page::seconds(&account.fates, started_ms),
+            account: Some(account.report.clone()),
+            after_replay: after_replay.as_ref().map(|(_, r)| r.clone()),
+            cpu: Some(cpu.clone()),
+            ended_early: (!drained).then(|| {
+                format!(
+                    "the event source mapping did not catch up within {:?}",
+                    self.drain_timeout
+                )
+            }),
+        };
+        let page = report_page::write(&record, &self.run_dir)?;
         let findings = Findings {
             account,
             after_replay,
@@ -495,6 +584,7 @@ impl Experiment {
             timeline,
             started_ms,
             run_dir: self.run_dir.clone(),
+            page,
             moto,
         };
         std::fs::write(self.run_dir.join("report.json"), findings.last_report().json())?;

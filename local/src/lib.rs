@@ -41,7 +41,8 @@
 //! - [`replay`]: delivers again what was not delivered.
 //! - [`round_trip`]: `make invoke`, the function under `cargo lambda watch`
 //!   invoked with each file of `events/`, S3 checked.
-//! - [`experiment`] and [`progress`]: one whole run, as `make demo` does it.
+//! - [`experiment`] and [`progress`]: one whole run, as `make demo` does it;
+//!   [`report_page`] draws it as `report.html`.
 
 pub mod aws;
 pub mod bucket;
@@ -61,6 +62,7 @@ pub mod on_failure;
 pub mod progress;
 pub mod proxy;
 pub mod replay;
+pub mod report_page;
 pub mod round_trip;
 pub mod runtime_shim;
 pub mod setup;

@@ -25,8 +25,8 @@ use kinesis_firehose_bridge::dead_letter::DeadLetter;
 use kinesis_firehose_bridge::kpl::{self, Bounds};
 use kinesis_firehose_bridge::part;
 use kinesis_firehose_bridge::reject::{self, RejectLine};
-use serde::Serialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 
 use crate::bucket::Contents;
 use crate::events::event_id;
@@ -44,7 +44,7 @@ pub struct Evidence<'a> {
     pub landings: Option<&'a Landings>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub sent: u64,
     pub valid_sent: u64,

@@ -99,6 +99,10 @@ async fn throttled_and_one_stream_down_loses_nothing() {
         report.delays_from_last_modified, 0,
         "every object was timed by its acknowledgement"
     );
+    // The run's report page is in its folder.
+    let page = std::fs::read_to_string(&findings.page).expect("report.html");
+    assert_eq!(findings.page, e.run_dir.join("report.html"));
+    assert_eq!(page.matches("<svg").count(), 4, "the page's four charts");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

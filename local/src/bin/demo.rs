@@ -130,6 +130,7 @@ async fn main() -> ExitCode {
     experiment.delivery_streams = args.streams;
     experiment.shards = args.shards;
     experiment.faults = faults;
+    experiment.faults_spec = args.faults.clone();
     experiment.invoke = match args.invoke {
         Invoke::Library => InvokeMode::Library,
         Invoke::CargoLambda => InvokeMode::CargoLambda,
@@ -152,6 +153,10 @@ async fn main() -> ExitCode {
         outcome = experiment.run() => outcome,
         _ = tokio::signal::ctrl_c() => {
             eprintln!("interrupted: stopping everything this run started");
+            match experiment.write_early_page("interrupted (Ctrl-C)") {
+                Ok(page) => eprintln!("report page (what the run had): {}", page.display()),
+                Err(e) => eprintln!("the report page could not be written: {e}"),
+            }
             return ExitCode::from(130);
         }
     };
@@ -184,6 +189,10 @@ async fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("the run failed: {e}");
+            match experiment.write_early_page(&format!("the run failed: {e}")) {
+                Ok(page) => eprintln!("report page (what the run had): {}", page.display()),
+                Err(e) => eprintln!("the report page could not be written: {e}"),
+            }
             ExitCode::from(2)
         }
     }
@@ -269,9 +278,10 @@ fn print(args: &Args, outcome: &Findings) {
         }
     }
     println!(
-        "run folder (logs, sent.tsv, report.json): {}",
+        "run folder (logs, sent.tsv, report.json, run.json): {}",
         outcome.run_dir.display()
     );
+    println!("report page: {}", outcome.page.display());
     let mut json = serde_json::to_value(outcome.last_report()).unwrap_or_default();
     if let Some(map) = json.as_object_mut() {
         map.insert("target_rate".into(), args.rate.into());
