@@ -8,8 +8,14 @@ here; every PutRecordBatch entry is accepted at once). It measures:
 - cold start: from spawning the process to its first /next poll (config,
   tracing, SDK client; no network), the median of --cold-starts runs;
 - peak resident memory (VmHWM) after serving --invocations invocations of
-  each batch: 500 x 1 KB events, and a maximum-size invocation (~6 MB of
-  payload: 500 records of ~8.9 KB, base64 in the JSON document).
+  each batch, a fresh process per batch, configured as deployed (two
+  delivery streams and a rejects stream): 500 x 1 KB events, a maximum-size
+  invocation (~6 MB of payload: 500 records of ~8.9 KB, base64 in the JSON
+  document), the same with COMPRESSION=gzip, the hostile KPL aggregates of
+  issue 13, and the worst batch within 6 MB (aggregates of 10,000 empty user
+  records under a 256-character key of control characters), also with the
+  rejects stream refusing every call, so that every reject is kept in the
+  log.
 
 Usage: tools/runtime-harness.py target/release/kinesis-firehose-bridge
 Prints a Markdown table; the last line is the figures as one JSON object.
@@ -17,6 +23,7 @@ Prints a Markdown table; the last line is the figures as one JSON object.
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import statistics
@@ -38,15 +45,19 @@ def event(i, size):
 
 
 def kinesis_event(n, size):
+    return kinesis_event_of([event(i, size) for i in range(n)])
+
+
+def kinesis_event_of(payloads):
     records = []
-    for i in range(n):
+    for i, data in enumerate(payloads):
         seq = "49658000000000000000000000000000000000000000000000%06d" % i
         records.append({
             "kinesis": {
                 "kinesisSchemaVersion": "1.0",
                 "partitionKey": "user-%d" % i,
                 "sequenceNumber": seq,
-                "data": base64.b64encode(event(i, size)).decode(),
+                "data": base64.b64encode(data).decode(),
                 "approximateArrivalTimestamp": 1764072000.123,
             },
             "eventSource": "aws:kinesis",
@@ -60,6 +71,61 @@ def kinesis_event(n, size):
     return json.dumps({"Records": records}).encode()
 
 
+MAGIC = bytes([0xF3, 0x89, 0x9A, 0xC2])
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def field(number, wire, payload):
+    key = varint((number << 3) | wire)
+    return key + varint(len(payload)) + payload if wire == 2 else key + payload
+
+
+def aggregate(keys, users, hash_keys=()):
+    """A KPL aggregate: `users` are (key index, hash key index or None, data)."""
+    body = b"".join(field(1, 2, k.encode()) for k in keys)
+    body += b"".join(field(2, 2, k.encode()) for k in hash_keys)
+    for key, hash_key, data in users:
+        message = field(1, 0, varint(key))
+        if hash_key is not None:
+            message += field(2, 0, varint(hash_key))
+        body += field(3, 2, message + field(3, 2, data))
+    return MAGIC + body + hashlib.md5(body).digest()
+
+
+def empty_users(n, key):
+    """`n` user records with no field set (two bytes each) under `key`."""
+    body = field(1, 2, key.encode()) + bytes([0x1A, 0x00]) * n
+    return MAGIC + body + hashlib.md5(body).digest()
+
+
+def hostile_batches():
+    """Issue 13's table, and the worst batch within 6 MB."""
+    key20 = aggregate(["k" * 20_000], [(0, None, b"")] * 5_000)
+    key60 = aggregate(["k" * 60_000], [(0, None, b"")] * 5_000)
+    hash30 = aggregate(["k"], [(0, 0, b"")] * 10_000, hash_keys=["9" * 30_000])
+    one = empty_users(10_000, "\x01" * 256)
+    worst = []
+    while len(kinesis_event_of(worst + [one])) <= 6 * 1024 * 1024:
+        worst.append(one)
+    return [
+        ("a 20,000-byte key shared by 5,000 empty user records", kinesis_event_of([key20])),
+        ("a 60,000-byte key x 5,000", kinesis_event_of([key60])),
+        ("a 30,000-byte explicit hash key x 10,000", kinesis_event_of([hash30])),
+        ("200,000 empty user records, key k", kinesis_event_of([empty_users(200_000, "k")])),
+        ("the first two and a third aggregate in one invocation", kinesis_event_of([key20, key60, hash30])),
+        ("the worst batch within 6 MB: %d aggregates of 10,000 empty user records" % len(worst), kinesis_event_of(worst)),
+    ]
+
+
 class State:
     def __init__(self):
         self.lock = threading.Condition()
@@ -67,6 +133,7 @@ class State:
         self.first_poll = None   # monotonic time of the first /next
         self.responses = []      # (request id, status)
         self.put_calls = 0
+        self.failing_stream = None  # a delivery stream whose every call fails
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -116,9 +183,14 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.lock.notify_all()
             return self.reply(202, b"{}")
         if self.headers.get("X-Amz-Target", "").endswith("PutRecordBatch"):
-            records = json.loads(body)["Records"]
+            request = json.loads(body)
+            records = request["Records"]
             with self.state.lock:
                 self.state.put_calls += 1
+                failing = request["DeliveryStreamName"] == self.state.failing_stream
+            if failing:
+                error = {"__type": "ServiceUnavailableException", "message": "Slow down."}
+                return self.reply(400, json.dumps(error).encode(), {"Content-Type": "application/x-amz-json-1.1"})
             answer = {"FailedPutCount": 0, "Encrypted": False,
                       "RequestResponses": [{"RecordId": "r%d" % i} for i in range(len(records))]}
             return self.reply(200, json.dumps(answer).encode(), {"Content-Type": "application/x-amz-json-1.1"})
@@ -133,7 +205,7 @@ def vm_hwm_kib(pid):
     return -1
 
 
-def spawn(binary, port):
+def spawn(binary, port, extra_env=None):
     env = {
         "PATH": os.environ.get("PATH", ""),
         "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:%d" % port,
@@ -152,7 +224,9 @@ def spawn(binary, port):
         "AWS_LAMBDA_LOG_FORMAT": "JSON",
         "AWS_LAMBDA_LOG_LEVEL": "INFO",
         "DELIVERY_STREAMS": "events-0,events-1",
+        "REJECTS_DELIVERY_STREAM": "rejects",
     }
+    env.update(extra_env or {})
     started = time.monotonic()
     proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, started
@@ -197,10 +271,11 @@ def cold_start(binary):
             proc.wait()
 
 
-def peak_memory(binary, body, invocations):
+def peak_memory(binary, body, invocations, extra_env=None, failing_stream=None):
     with Server() as server:
         state = server.state
-        proc, _ = spawn(binary, server.port)
+        state.failing_stream = failing_stream
+        proc, _ = spawn(binary, server.port, extra_env)
         try:
             with state.lock:
                 for i in range(invocations):
@@ -231,6 +306,11 @@ def main():
     large = kinesis_event(500, 8900)
     mem_small = peak_memory(args.binary, small, args.invocations)
     mem_large = peak_memory(args.binary, large, args.invocations)
+    mem_gzip = peak_memory(args.binary, large, args.invocations, {"COMPRESSION": "gzip"})
+    hostile = [(name, len(body), peak_memory(args.binary, body, args.invocations)) for name, body in hostile_batches()]
+    worst_name, worst_body = hostile_batches()[-1]
+    hostile.append((worst_name + ", the rejects stream refusing every call", len(worst_body),
+                    peak_memory(args.binary, worst_body, args.invocations, failing_stream="rejects")))
     size_mb = os.path.getsize(args.binary) / 1e6
 
     print("| measure | figure | target |")
@@ -238,12 +318,17 @@ def main():
     print("| cold start to first /next poll (median of %d) | %.1f ms | ≤ 30 ms |" % (len(colds), statistics.median(colds)))
     print("| peak RSS, 500 x 1 KB (%.2f MB payload), %d invocations | %.1f MiB | ≤ 32 MiB |" % (len(small) / 1e6, args.invocations, mem_small))
     print("| peak RSS, max-size (%.2f MB payload), %d invocations | %.1f MiB | ≤ 64 MiB |" % (len(large) / 1e6, args.invocations, mem_large))
+    print("| peak RSS, max-size, COMPRESSION=gzip | %.1f MiB | ≤ 64 MiB |" % mem_gzip)
+    for name, length, mib in hostile:
+        print("| peak RSS, %s (%.2f MB payload) | %.1f MiB | ≤ 64 MiB |" % (name, length / 1e6, mib))
     print("| binary size | %.2f MB | ≤ 8 MB |" % size_mb)
     print(json.dumps({
         "cold_start_ms_median": round(statistics.median(colds), 2),
         "cold_start_ms_min": round(min(colds), 2),
         "peak_rss_mib_500x1KB": round(mem_small, 1),
         "peak_rss_mib_max_payload": round(mem_large, 1),
+        "peak_rss_mib_max_payload_gzip": round(mem_gzip, 1),
+        "peak_rss_mib_hostile": {name: round(mib, 1) for name, _, mib in hostile},
         "max_payload_bytes": len(large),
         "binary_bytes": os.path.getsize(args.binary),
     }))
