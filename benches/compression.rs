@@ -15,7 +15,7 @@ fn compression(c: &mut Criterion) {
         let lines: Vec<&[u8]> = event.records.iter().map(|r| &r.kinesis.data[..]).collect();
         let mut group = c.benchmark_group(format!("gzip_{}", batch.name));
         group.throughput(Throughput::Bytes(batch.event_bytes));
-        for level in [1u32, 3, 6, 9] {
+        for level in [1u32, 2, 3, 4, 5, 6, 9] {
             group.bench_with_input(BenchmarkId::new("level", level), &lines, |b, lines| {
                 b.iter(|| batches::gzip_at(black_box(lines), level))
             });
