@@ -4,9 +4,12 @@
 //!
 //! - `bridge`: the event checked by the bridge's own schema contract (the
 //!   `regex` engine, linear in the input).
-//! - `fancy_lookahead`: the same pattern inside a look-ahead, which only a
-//!   backtracking engine (`fancy-regex`, `jsonschema`'s default) can run, and
-//!   which it runs until its backtrack limit (1,000,000 steps by default).
+//! - `fancy_lookahead`: the same language with a look-ahead inside the
+//!   loop, `^((?=a)a+)+$`, which only a backtracking engine (`fancy-regex`,
+//!   `jsonschema`'s default) can run, and which it runs until its backtrack
+//!   limit (1,000,000 steps by default). A look-ahead around the whole
+//!   pattern would not show it: `fancy-regex` hands a look-around's plain
+//!   body to the linear engine.
 //!
 //! `cargo bench --bench patterns`
 
@@ -25,10 +28,10 @@ fn patterns(c: &mut Criterion) {
     .unwrap();
     let fancy = jsonschema::options()
         .with_pattern_options(PatternOptions::fancy_regex())
-        .build(&json!({"type": "string", "pattern": "^(?=(a+)+$)a"}))
+        .build(&json!({"type": "string", "pattern": "^((?=a)a+)+$"}))
         .unwrap();
     let mut group = c.benchmark_group("pattern_worst_case");
-    for n in [20usize, 25, 30, 1_000, 100_000] {
+    for n in [16usize, 20, 30, 1_000, 100_000] {
         let hostile = format!("{}!", "a".repeat(n));
         let event = serde_json::to_vec(&json!({"name": hostile})).unwrap();
         group.bench_with_input(BenchmarkId::new("bridge", n), &event, |b, event| {
