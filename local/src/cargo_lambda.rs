@@ -33,6 +33,20 @@ pub fn binary_path() -> PathBuf {
         .unwrap_or_else(|| crate::repo_root().join(".venv/cargo-lambda/bin/cargo-lambda"))
 }
 
+/// [`binary_path`], or an error that says how to install it.
+fn installed() -> Result<PathBuf> {
+    let cargo_lambda = binary_path();
+    if cargo_lambda.exists() {
+        Ok(cargo_lambda)
+    } else {
+        Err(format!(
+            "cargo-lambda is not installed: {} does not exist. Run `make cargo-lambda` first.",
+            cargo_lambda.display()
+        )
+        .into())
+    }
+}
+
 pub struct CargoLambda {
     // Field order is drop order: functions first, then the APIs they use.
     functions: Vec<Guarded>,
@@ -53,14 +67,7 @@ impl CargoLambda {
         log_dir: &Path,
         ready_within: Duration,
     ) -> Result<Self> {
-        let cargo_lambda = binary_path();
-        if !cargo_lambda.exists() {
-            return Err(format!(
-                "cargo-lambda is not installed: {} does not exist. Run `make cargo-lambda` first.",
-                cargo_lambda.display()
-            )
-            .into());
-        }
+        let cargo_lambda = installed()?;
         let until = Instant::now() + ready_within;
         let function = build_function(log_dir, until).await?;
 
@@ -150,14 +157,7 @@ impl Watch {
     /// empty batch gets an answer. The function should be built first
     /// ([`build_function`]), or the first answer waits for the build.
     pub async fn start(env: &[(String, String)], port: u16, log_dir: &Path, ready_within: Duration) -> Result<Self> {
-        let cargo_lambda = binary_path();
-        if !cargo_lambda.exists() {
-            return Err(format!(
-                "cargo-lambda is not installed: {} does not exist. Run `make cargo-lambda` first.",
-                cargo_lambda.display()
-            )
-            .into());
-        }
+        let cargo_lambda = installed()?;
         let log = log_dir.join(format!("cargo-lambda-watch-{port}.log"));
         let mut command = Command::new(&cargo_lambda);
         command
