@@ -384,6 +384,16 @@ struct Chart<'a> {
     target: Option<(&'a str, f64)>,
 }
 
+/// A tick label: whole numbers as such, others with the one decimal that
+/// tells them apart.
+fn tick(y: f64) -> String {
+    if (y - y.round()).abs() < 1e-9 {
+        format!("{y:.0}")
+    } else {
+        format!("{y:.1}")
+    }
+}
+
 /// One chart as an SVG element, without the namespace attribute (inline
 /// SVG in HTML needs none, and the page refers to no address).
 fn chart(chart: &Chart<'_>) -> Result<String> {
@@ -393,7 +403,8 @@ fn chart(chart: &Chart<'_>) -> Result<String> {
         .iter()
         .flat_map(|(_, _, points)| points.iter().map(|p| p.1))
         .chain(chart.target.map(|t| t.1))
-        .fold(1.0f64, f64::max)
+        // Counts: a chart of zeros still gets whole-number ticks.
+        .fold(5.0f64, f64::max)
         * 1.15;
     let mut svg = String::new();
     {
@@ -410,7 +421,7 @@ fn chart(chart: &Chart<'_>) -> Result<String> {
             .x_desc("seconds since the load started")
             .y_desc(chart.y_label)
             .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_label_formatter(&|y| tick(*y))
             .light_line_style(WHITE)
             .draw()
             .map_err(|e| failed(&e))?;
@@ -500,5 +511,41 @@ mod tests {
             snap(4_000, true),
         ];
         assert_eq!(outage_windows(&timeline), vec![(1.0, 3.0), (4.0, 4.0)]);
+    }
+
+    /// The numbers written as y-axis tick labels (the x axis is seconds).
+    fn y_ticks(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter(|t| t.contains("text-anchor=\"end\""))
+            .filter_map(|t| t.split_once('>').and_then(|(_, rest)| rest.split_once("</text>")))
+            .map(|(label, _)| label.trim().to_owned())
+            .filter(|label| label.parse::<f64>().is_ok())
+            .collect()
+    }
+
+    #[test]
+    fn a_chart_of_zeros_has_distinct_whole_number_ticks() {
+        let quiet = Chart {
+            title: "no faults",
+            y_label: "per second",
+            length: 60.0,
+            series: vec![("throttled", RED, vec![(0.0, 0.0), (59.0, 0.0)])],
+            bands: &[],
+            target: None,
+        };
+        let ticks = y_ticks(&chart(&quiet).unwrap());
+        assert!(ticks.len() >= 3, "{ticks:?}");
+        let mut distinct = ticks.clone();
+        distinct.dedup();
+        assert_eq!(distinct, ticks, "every tick label appears once");
+        assert!(ticks.iter().all(|t| !t.contains('.')), "{ticks:?}");
+    }
+
+    #[test]
+    fn tick_labels_keep_a_decimal_only_where_it_tells_them_apart() {
+        assert_eq!(tick(4.0), "4");
+        assert_eq!(tick(0.5), "0.5");
+        assert_eq!(tick(1500.0), "1500");
     }
 }
