@@ -71,6 +71,40 @@ fn the_default_contract_and_a_date_time_schema_accept_and_reject_the_same_timest
 }
 
 #[test]
+fn the_default_contract_and_a_schema_agree_on_what_is_json() {
+    // The first input is what the `contract` fuzz target found: an unpaired
+    // surrogate escape in a field the default contract skips was delivered,
+    // while a schema (which reads every field) refused the event.
+    let found = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz/contract-unpaired-surrogate.json"
+    ))
+    .unwrap();
+    let contract = schema(&json!({"type": "object"}));
+    let event = |extra: &str| format!(r#"{{"event_type":"a","timestamp":"2026-11-25T12:00:00Z","x":"{extra}"}}"#);
+    let table = [
+        (found, false),
+        (event(r"\uDDDD").into_bytes(), false),
+        (event(r"\uD83D").into_bytes(), false),
+        (event(r"\uD83D\u0041").into_bytes(), false),
+        (event(r"\uD83D\uDE00").into_bytes(), true),
+        (event(r"\\uDDDD").into_bytes(), true),
+        (event(r#"\u00e9\n\t\""#).into_bytes(), true),
+    ];
+    for (data, json) in table {
+        let text = String::from_utf8_lossy(&data).into_owned();
+        let by_default = Contract::Default.check(&data);
+        let by_schema = contract.check(&data);
+        assert_eq!(by_default.is_ok(), json, "{text}: {by_default:?}");
+        assert_eq!(by_schema.is_ok(), json, "{text}: {by_schema:?}");
+        if !json {
+            assert_eq!(by_default.unwrap_err().code(), "not_json", "{text}");
+            assert_eq!(by_schema.unwrap_err().code(), "not_json", "{text}");
+        }
+    }
+}
+
+#[test]
 fn other_formats_are_asserted_too_unless_annotated() {
     let with_email = json!({"type": "object", "properties": {
         "email": {"type": "string", "format": "email"},
