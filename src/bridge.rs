@@ -1,6 +1,7 @@
 //! The function: one Kinesis batch in, every event accounted for.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,18 +15,18 @@ use crate::batch::{KinesisBatch, SourceRecord};
 use crate::compress;
 use crate::config::{Compression, Config, OnPartialFailure};
 use crate::dead_letter::{self, DeadLetter};
-use crate::delivery::{self, Fate, Policy};
+use crate::delivery::{self, Delivery, Fate, Policy};
 use crate::event::{Contract, Reason};
 use crate::firehose::Firehose;
 use crate::limits::{MAX_REQUEST_SIZE, MAX_USER_RECORDS_PER_INVOCATION, MIN_CALL_TIME, billed_bytes};
 use crate::metrics;
-use crate::pack::{self, Packer, Packing};
+use crate::pack::{self, Packed, Packer, Packing};
 use crate::record::{self, Incoming, Unpacked};
 use crate::reject;
 use crate::report::{Lines, LogSink, Status, Summary, write_line};
 use crate::route::Rotation;
 use crate::store::Store;
-use crate::undelivered::{self, REJECTED_MESSAGE, Undelivered, Unrecorded};
+use crate::undelivered::{self, REJECTED_MESSAGE, Undelivered};
 
 /// Everything an invocation needs, built once at cold start.
 pub struct Bridge<F, S> {
@@ -56,6 +57,17 @@ pub struct NothingDelivered {
     pub message: String,
 }
 
+/// Undelivered events that S3 did not take and whose records cannot be
+/// handed back one by one.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error(
+    "{events} undelivered events could not be written to S3, and their records have no sequence number to \
+     hand back in batchItemFailures; failing the invocation so that Kinesis retries the batch"
+)]
+pub struct NotHandedBack {
+    pub events: usize,
+}
+
 /// Why an invocation failed; Kinesis retries the batch (with bisect, as
 /// the template configures it).
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -63,14 +75,14 @@ pub enum InvocationError {
     #[error(transparent)]
     NothingDelivered(#[from] NothingDelivered),
     #[error(transparent)]
-    Unrecorded(#[from] Unrecorded),
+    NotHandedBack(#[from] NotHandedBack),
 }
 
 impl From<InvocationError> for lambda_runtime::Diagnostic {
     fn from(error: InvocationError) -> Self {
         let error_type = match &error {
             InvocationError::NothingDelivered(_) => "NothingDelivered",
-            InvocationError::Unrecorded(_) => "Unrecorded",
+            InvocationError::NotHandedBack(_) => "NotHandedBack",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),
@@ -79,18 +91,40 @@ impl From<InvocationError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// What [`Bridge::process`] found and did; [`Bridge::finish`] writes it
-/// down.
+/// What [`Bridge::process`] found and did; [`Bridge::finish`] keeps what
+/// was not delivered and writes it down.
 #[derive(Debug)]
 pub struct Processed {
     pub summary: Summary,
     pub dead_letters: Vec<DeadLetter>,
-    /// Log lines of the rejected records no rejects stream took: their
-    /// only copy, to be kept in S3 or the log.
+    /// The lowest sequence number among the dead letters' records: where
+    /// Kinesis resumes should S3 not take them.
+    pub dead_letters_from: Option<String>,
+    /// Lines of the rejected records no rejects stream took: their only
+    /// copy, to be kept in S3.
     pub unsent_rejects: Lines,
-    /// Rejected events those lines hold.
+    /// Rejected events those lines hold, and by reason.
     pub unsent_rejected_events: usize,
+    pub unsent_rejected_by_reason: BTreeMap<&'static str, usize>,
+    /// The lowest sequence number among those rejects' records.
+    pub unsent_rejects_from: Option<String>,
     pub verdict: Result<KinesisEventResponse, NothingDelivered>,
+}
+
+impl Processed {
+    /// A batch of which nothing was delivered: all of it goes back.
+    fn failed(summary: Summary, error: NothingDelivered) -> Self {
+        Processed {
+            summary,
+            dead_letters: Vec::new(),
+            dead_letters_from: None,
+            unsent_rejects: Lines::default(),
+            unsent_rejected_events: 0,
+            unsent_rejected_by_reason: BTreeMap::new(),
+            unsent_rejects_from: None,
+            verdict: Err(error),
+        }
+    }
 }
 
 /// A valid event and the line it is written as.
@@ -203,35 +237,97 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
         request_id: &str,
     ) -> Processed {
         let started = Instant::now();
-        let config = &self.config;
-        let policy = Policy {
-            max_attempts: config.max_put_attempts,
-            backoff: Backoff {
-                base: config.backoff_base,
-                max: config.backoff_max,
-            },
-            budget: Budget::new(deadline, config.deadline_safety_margin),
-        };
-
+        let policy = self.policy(deadline);
         let Sorted {
             valid,
             mut rejected,
             events,
             deferred_from,
         } = self.decode_and_validate(records);
+        let packing = self.packing();
+        let packed = self.pack(&valid, packing, &mut rejected);
+        let data: Vec<&[u8]> = packed.iter().map(|p| &p.data[..]).collect();
+        let streams = &self.config.delivery_streams;
+        let delivery = delivery::deliver(&self.firehose, streams, Rotation::random(streams.len()), policy, &data).await;
 
-        let packing = if config.pack_events {
+        let mut summary = Summary::new(records.len());
+        summary.events_received = events;
+        summary.records_deferred = deferred_from.map_or(0, |first| records.len() - first);
+        count_records(&mut summary, &packed, &valid, &delivery);
+
+        if !packed.is_empty() && delivery.delivered() == 0 {
+            summary.status = Status::Failed;
+            // Rejects too: the retry writes them.
+            summary.events_retried = events;
+            summary.duration_ms = started.elapsed().as_millis() as u64;
+            return Processed::failed(summary, nothing_delivered(&packed, &delivery));
+        }
+
+        let fates = self.sort_fates(records, &valid, &packed, &delivery, request_id, &mut summary);
+        let checkpoint = lowest_of(records, deferred_from, fates.handed_back_from);
+        // The event source mapping sends every record from the checkpoint
+        // on again: their rejects are written by that retry, so that each is
+        // written once.
+        let (to_write, handed_back): (Vec<&Rejected>, Vec<&Rejected>) = rejected
+            .iter()
+            .partition(|r| before(records, r.incoming.origin.record, checkpoint));
+        summary.events_retried += handed_back.len();
+        summary.events_rejected = to_write.len();
+        for r in &to_write {
+            *summary.rejected_by_reason.entry(r.reason.code()).or_default() += 1;
+        }
+        let unsent = self.send_rejects(records, &to_write, packing, policy).await;
+        summary.put_calls += unsent.calls;
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        let mut response = KinesisEventResponse::default();
+        if let Some(low) = checkpoint {
+            response.add_failure(records[low].sequence_number());
+        }
+        Processed {
+            summary,
+            dead_letters: fates.dead_letters,
+            dead_letters_from: fates
+                .dead_letters_from
+                .map(|at| records[at].sequence_number().to_owned()),
+            unsent_rejects: unsent.lines,
+            unsent_rejected_events: unsent.events,
+            unsent_rejected_by_reason: unsent.by_reason,
+            unsent_rejects_from: unsent.from.map(|at| records[at].sequence_number().to_owned()),
+            verdict: Ok(response),
+        }
+    }
+
+    /// How hard delivery tries, within the invocation's time.
+    fn policy(&self, deadline: Option<Instant>) -> Policy {
+        let config = &self.config;
+        Policy {
+            max_attempts: config.max_put_attempts,
+            backoff: Backoff {
+                base: config.backoff_base,
+                max: config.backoff_max,
+            },
+            budget: Budget::new(deadline, config.deadline_safety_margin),
+        }
+    }
+
+    fn packing(&self) -> Packing {
+        if self.config.pack_events {
             Packing {
-                max_bytes: config.max_record_bytes,
-                max_events: config.max_events_per_record,
+                max_bytes: self.config.max_record_bytes,
+                max_events: self.config.max_events_per_record,
             }
         } else {
             Packing::UNPACKED
-        };
-        let packed = match config.compression {
-            Compression::None => pack::pack(&valid, packing),
+        }
+    }
+
+    /// The valid events as Firehose records; with gzip, an event whose
+    /// member would not fit a record joins the rejected.
+    fn pack<'a>(&self, valid: &[Valid<'a>], packing: Packing, rejected: &mut Vec<Rejected<'a>>) -> Vec<Packed> {
+        match self.config.compression {
+            Compression::None => pack::pack(valid, packing),
             Compression::Gzip => {
-                let compressed = compress::pack(&valid, config.max_record_bytes);
+                let compressed = compress::pack(valid, self.config.max_record_bytes);
                 for (i, size) in compressed.too_large {
                     rejected.push(Rejected {
                         incoming: valid[i].incoming,
@@ -240,139 +336,63 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
                 }
                 compressed.records
             }
-        };
-        let data: Vec<&[u8]> = packed.iter().map(|p| &p.data[..]).collect();
-        let streams = &config.delivery_streams;
-        let delivery = delivery::deliver(&self.firehose, streams, Rotation::random(streams.len()), policy, &data).await;
-
-        let mut summary = Summary::new(records.len());
-        summary.events_received = events;
-        summary.records_deferred = deferred_from.map_or(0, |first| records.len() - first);
-        summary.firehose_records = packed.len();
-        summary.event_bytes = packed
-            .iter()
-            .flat_map(|p| &valid[p.items.clone()])
-            .map(|v| v.line.len() + 1)
-            .sum();
-        summary.firehose_bytes = data.iter().map(|d| d.len()).sum();
-        summary.firehose_billed_bytes = data.iter().map(|d| billed_bytes(d.len())).sum();
-        summary.put_calls = delivery.calls;
-        summary.put_rounds = delivery.rounds;
-
-        if !packed.is_empty() && delivery.delivered() == 0 {
-            let (code, message) = delivery
-                .fates
-                .iter()
-                .find_map(|f| match f {
-                    Fate::Failed(failure) => Some((failure.code.clone(), failure.message.clone())),
-                    Fate::Delivered { .. } => None,
-                })
-                .unwrap_or_default();
-            summary.status = Status::Failed;
-            // Rejects too: the retry writes them.
-            summary.events_retried = events;
-            summary.duration_ms = started.elapsed().as_millis() as u64;
-            return Processed {
-                summary,
-                dead_letters: Vec::new(),
-                unsent_rejects: Lines::default(),
-                unsent_rejected_events: 0,
-                verdict: Err(NothingDelivered {
-                    events: packed.iter().map(|p| p.items.len()).sum(),
-                    code,
-                    message,
-                }),
-            };
-        }
-
-        let mut response = KinesisEventResponse::default();
-        let mut dead_letters = Vec::new();
-        // The lowest record handed back: the event source mapping sends it,
-        // and every record after it, again.
-        let mut checkpoint: Option<usize> = deferred_from;
-        for (record, fate) in packed.iter().zip(&delivery.fates) {
-            let events = &valid[record.items.clone()];
-            let failure = match fate {
-                Fate::Delivered { .. } => {
-                    summary.events_delivered += events.len();
-                    continue;
-                }
-                Fate::Failed(failure) => failure,
-            };
-            summary.status = Status::Partial;
-            match config.on_partial_failure {
-                OnPartialFailure::Log => {
-                    summary.events_dead_lettered += events.len();
-                    let cause = dead_letter::Cause {
-                        delivery_stream: &streams[failure.stream],
-                        error_code: &failure.code,
-                        error_message: &failure.message,
-                    };
-                    let sequence_of = |i: usize| records[events[i].incoming.origin.record].sequence_number();
-                    let group = format!("{request_id}/{}", record.items.start);
-                    dead_letters.extend(match config.compression {
-                        Compression::None => DeadLetter::for_record(cause, &record.data, sequence_of, &group),
-                        Compression::Gzip => {
-                            let first_and_last = [sequence_of(0), sequence_of(events.len().saturating_sub(1))];
-                            DeadLetter::for_compressed(cause, &record.data, first_and_last, &group)
-                        }
-                    });
-                }
-                OnPartialFailure::Retry => {
-                    summary.events_retried += events.len();
-                    for event in events {
-                        let at = event.incoming.origin.record;
-                        let lower = checkpoint.is_none_or(|low| {
-                            record::compare_sequence_numbers(
-                                records[at].sequence_number(),
-                                records[low].sequence_number(),
-                            )
-                            .is_lt()
-                        });
-                        if lower {
-                            checkpoint = Some(at);
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(low) = checkpoint {
-            response.add_failure(records[low].sequence_number());
-        }
-
-        // The event source mapping sends every record from the checkpoint
-        // on again: their rejects are written by that retry, so that each is
-        // written once.
-        let (to_write, handed_back): (Vec<&Rejected>, Vec<&Rejected>) = rejected.iter().partition(|r| {
-            checkpoint.is_none_or(|low| {
-                record::compare_sequence_numbers(
-                    records[r.incoming.origin.record].sequence_number(),
-                    records[low].sequence_number(),
-                )
-                .is_lt()
-            })
-        });
-        summary.events_retried += handed_back.len();
-        summary.events_rejected = to_write.len();
-        for r in &to_write {
-            *summary.rejected_by_reason.entry(r.reason.code()).or_default() += 1;
-        }
-        let (unsent_rejects, unsent_rejected_events, reject_calls) =
-            self.send_rejects(records, &to_write, packing, policy).await;
-        summary.put_calls += reject_calls;
-        summary.duration_ms = started.elapsed().as_millis() as u64;
-        Processed {
-            summary,
-            dead_letters,
-            unsent_rejects,
-            unsent_rejected_events,
-            verdict: Ok(response),
         }
     }
 
-    /// Keeps what was not delivered (S3, else the log), then writes the
-    /// summary and metrics lines; returns the invocation's answer. Fails
-    /// the invocation when an undelivered event could be written nowhere.
+    /// Counts each record's fate: delivered events, dead letters (in `log`
+    /// mode, for records Firehose refused to the end) and the records to
+    /// hand back (in `retry` mode, and never-sent records in both).
+    fn sort_fates<R: SourceRecord>(
+        &self,
+        records: &[R],
+        valid: &[Valid<'_>],
+        packed: &[Packed],
+        delivery: &Delivery,
+        request_id: &str,
+        summary: &mut Summary,
+    ) -> Fates {
+        let mut fates = Fates::default();
+        for (record, fate) in packed.iter().zip(&delivery.fates) {
+            let events = &valid[record.items.clone()];
+            if let Fate::Delivered { .. } = fate {
+                summary.events_delivered += events.len();
+                continue;
+            }
+            summary.status = Status::Partial;
+            let lowest = events.iter().map(|v| v.incoming.origin.record).min_by(|&a, &b| {
+                record::compare_sequence_numbers(records[a].sequence_number(), records[b].sequence_number())
+            });
+            let failure = match fate {
+                Fate::Failed(failure) if self.config.on_partial_failure == OnPartialFailure::Log => failure,
+                _ => {
+                    summary.events_retried += events.len();
+                    fates.handed_back_from = lowest_of(records, fates.handed_back_from, lowest);
+                    continue;
+                }
+            };
+            summary.events_dead_lettered += events.len();
+            fates.dead_letters_from = lowest_of(records, fates.dead_letters_from, lowest);
+            let cause = dead_letter::Cause {
+                delivery_stream: &self.config.delivery_streams[failure.stream],
+                error_code: &failure.code,
+                error_message: &failure.message,
+            };
+            let sequence_of = |i: usize| records[events[i].incoming.origin.record].sequence_number();
+            let group = format!("{request_id}/{}", record.items.start);
+            fates.dead_letters.extend(match self.config.compression {
+                Compression::None => DeadLetter::for_record(cause, &record.data, sequence_of, &group),
+                Compression::Gzip => {
+                    let first_and_last = [sequence_of(0), sequence_of(events.len().saturating_sub(1))];
+                    DeadLetter::for_compressed(cause, &record.data, first_and_last, &group)
+                }
+            });
+        }
+        fates
+    }
+
+    /// Keeps what was not delivered in S3, hands back to Kinesis the
+    /// records of what S3 did not take, then writes the summary and
+    /// metrics lines; returns the invocation's answer.
     pub async fn finish(
         &self,
         processed: Processed,
@@ -384,35 +404,54 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
         let Processed {
             mut summary,
             dead_letters,
+            dead_letters_from,
             unsent_rejects,
             unsent_rejected_events,
+            unsent_rejected_by_reason,
+            unsent_rejects_from,
             verdict,
         } = processed;
+        let dead_lettered = summary.events_dead_lettered;
         let undelivered = Undelivered {
             dead_letters: &dead_letters,
-            dead_lettered_events: summary.events_dead_lettered,
+            dead_lettered_events: dead_lettered,
             unsent_rejects,
             unsent_rejected_events,
         };
-        // What is left of the invocation, less a little for the log.
-        let store_time = deadline.map_or(STORE_TIME_UNBOUNDED, |d| {
-            d.saturating_duration_since(Instant::now()).saturating_sub(LOG_TIME)
+        let budget = undelivered::store_budget(deadline, self.config.deadline_safety_margin);
+        let written = undelivered::keep(&self.store, request_id, undelivered, log, budget).await;
+        let verdict = verdict.map_err(InvocationError::from).and_then(|mut response| {
+            if written.dead_letters {
+                summary.events_kept_in_s3 += dead_lettered;
+            } else {
+                summary.events_dead_lettered = 0;
+                summary.events_retried += dead_lettered;
+                hand_back(&mut response, dead_letters_from.as_deref(), dead_lettered)?;
+            }
+            if written.unsent_rejects {
+                summary.events_kept_in_s3 += unsent_rejected_events;
+            } else {
+                summary.events_rejected -= unsent_rejected_events;
+                for (reason, count) in &unsent_rejected_by_reason {
+                    if let Some(n) = summary.rejected_by_reason.get_mut(reason) {
+                        *n -= count;
+                    }
+                }
+                summary.rejected_by_reason.retain(|_, n| *n > 0);
+                summary.events_retried += unsent_rejected_events;
+                hand_back(&mut response, unsent_rejects_from.as_deref(), unsent_rejected_events)?;
+            }
+            if !response.batch_item_failures.is_empty() && summary.status == Status::Delivered {
+                summary.status = Status::Partial;
+            }
+            Ok(response)
         });
-        let kept = undelivered::keep(&self.store, request_id, undelivered, log, store_time).await;
-        if let Ok(kept) = &kept {
-            summary.events_kept_in_s3 = kept.events_in_s3;
-            summary.events_kept_only_in_log = kept.events_only_in_log;
-        }
         let _ = write_line(log, "INFO", "invocation finished", &summary.line());
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let emf = metrics::emf(&self.config.metrics_namespace, function_name, &summary, now_ms);
         let _ = write_line(log, "INFO", "metrics", &emf);
-        let verdict = match kept {
-            Err(unrecorded) => Err(InvocationError::Unrecorded(unrecorded)),
-            Ok(_) => verdict.map_err(InvocationError::NothingDelivered),
-        };
         (summary, verdict)
     }
 
@@ -460,43 +499,20 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
         }
     }
 
-    /// Sends rejected records to the rejects stream, if there is one.
-    /// Returns the log lines of those no stream took (the records' only
-    /// copy), how many rejected events they hold, and the calls it took.
+    /// Sends rejected records to the rejects stream, if there is one, and
+    /// returns the lines of those no stream took: their only copy.
     async fn send_rejects<R: SourceRecord>(
         &self,
         records: &[R],
         rejected: &[&Rejected<'_>],
         packing: Packing,
         policy: Policy,
-    ) -> (Lines, usize, u32) {
-        let lines_of = |r: &Rejected<'_>| {
-            let record = &records[r.incoming.origin.record];
-            let source = reject::Source {
-                sequence_number: record.sequence_number(),
-                sub_sequence_number: r.incoming.origin.sub_sequence_number,
-                partition_key: r.incoming.partition_key,
-                approximate_arrival_timestamp: record.approximate_arrival_timestamp(),
-            };
-            reject::lines(source, &r.reason, r.incoming.data)
-        };
-        let unsent = |which: &mut dyn Iterator<Item = &Rejected<'_>>| {
-            let mut lines = Lines::default();
-            let mut events = 0;
-            for r in which {
-                for line in lines_of(r) {
-                    lines.push("WARN", REJECTED_MESSAGE, &reject::log_body(&line));
-                }
-                events += 1;
-            }
-            (lines, events)
-        };
+    ) -> Unsent {
         let Some(stream) = &self.config.rejects_delivery_stream else {
-            let (lines, events) = unsent(&mut rejected.iter().copied());
-            return (lines, events, 0);
+            return Unsent::of(records, rejected.iter().copied(), 0);
         };
         if rejected.is_empty() {
-            return (Lines::default(), 0, 0);
+            return Unsent::default();
         }
         // Lines are written straight into their records, and sent a few
         // megabytes at a time: a batch of many small rejects (a hostile KPL
@@ -507,7 +523,7 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
         let mut owner = Vec::new(); // line of this chunk -> index in `rejected`
         let mut scratch = Vec::new();
         for (i, r) in rejected.iter().enumerate() {
-            for line in lines_of(r) {
+            for line in reject_lines(records, r) {
                 scratch.clear();
                 // A struct of strings and numbers always serialises.
                 if serde_json::to_writer(&mut scratch, &line).is_ok() {
@@ -520,17 +536,11 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
             }
             let packed = std::mem::replace(&mut packer, Packer::new(packing)).finish();
             let data: Vec<&[u8]> = packed.iter().map(|p| &p.data[..]).collect();
-            let delivery = delivery::deliver(
-                &self.firehose,
-                std::slice::from_ref(stream),
-                Rotation::new(1, 0),
-                policy,
-                &data,
-            )
-            .await;
+            let one_stream = std::slice::from_ref(stream);
+            let delivery = delivery::deliver(&self.firehose, one_stream, Rotation::new(1, 0), policy, &data).await;
             calls += delivery.calls;
             for (record, fate) in packed.iter().zip(&delivery.fates) {
-                if matches!(fate, Fate::Failed(_)) {
+                if !matches!(fate, Fate::Delivered { .. }) {
                     for &i in &owner[record.items.clone()] {
                         failed[i] = true;
                     }
@@ -538,8 +548,129 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
             }
             owner.clear();
         }
-        let (lines, events) = unsent(&mut rejected.iter().zip(&failed).filter(|(_, f)| **f).map(|(r, _)| *r));
-        (lines, events, calls)
+        let unsent = rejected.iter().zip(&failed).filter(|(_, f)| **f).map(|(r, _)| *r);
+        Unsent::of(records, unsent, calls)
+    }
+}
+
+/// The lines a rejected event is kept in.
+fn reject_lines<R: SourceRecord>(records: &[R], r: &Rejected<'_>) -> Vec<reject::RejectLine> {
+    let record = &records[r.incoming.origin.record];
+    let source = reject::Source {
+        sequence_number: record.sequence_number(),
+        sub_sequence_number: r.incoming.origin.sub_sequence_number,
+        partition_key: r.incoming.partition_key,
+        approximate_arrival_timestamp: record.approximate_arrival_timestamp(),
+    };
+    reject::lines(source, &r.reason, r.incoming.data)
+}
+
+/// What the records of a batch came to, past delivery.
+#[derive(Default)]
+struct Fates {
+    dead_letters: Vec<DeadLetter>,
+    /// The lowest record among the dead letters'.
+    dead_letters_from: Option<usize>,
+    /// The lowest record to hand back to Kinesis.
+    handed_back_from: Option<usize>,
+}
+
+/// Rejections no rejects stream took.
+#[derive(Default)]
+struct Unsent {
+    lines: Lines,
+    events: usize,
+    by_reason: BTreeMap<&'static str, usize>,
+    /// The lowest record among them.
+    from: Option<usize>,
+    /// `PutRecordBatch` calls made trying.
+    calls: u32,
+}
+
+impl Unsent {
+    fn of<'a, 'b: 'a, R: SourceRecord>(
+        records: &[R],
+        rejected: impl Iterator<Item = &'a Rejected<'b>>,
+        calls: u32,
+    ) -> Self {
+        let mut unsent = Unsent {
+            calls,
+            ..Unsent::default()
+        };
+        for r in rejected {
+            for line in reject_lines(records, r) {
+                unsent.lines.push("WARN", REJECTED_MESSAGE, &reject::log_body(&line));
+            }
+            unsent.events += 1;
+            *unsent.by_reason.entry(r.reason.code()).or_default() += 1;
+            unsent.from = lowest_of(records, unsent.from, Some(r.incoming.origin.record));
+        }
+        unsent
+    }
+}
+
+/// The lower by sequence number of two records, either possibly absent.
+fn lowest_of<R: SourceRecord>(records: &[R], a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let order = record::compare_sequence_numbers(records[b].sequence_number(), records[a].sequence_number());
+            Some(if order.is_lt() { b } else { a })
+        }
+        (a, b) => a.or(b),
+    }
+}
+
+/// Whether record `at` comes before the checkpoint (all do without one).
+fn before<R: SourceRecord>(records: &[R], at: usize, checkpoint: Option<usize>) -> bool {
+    checkpoint.is_none_or(|low| {
+        record::compare_sequence_numbers(records[at].sequence_number(), records[low].sequence_number()).is_lt()
+    })
+}
+
+/// Hands back to Kinesis the records from sequence number `from` on, for
+/// `events` undelivered events no S3 object holds, unless an earlier
+/// record is handed back already.
+fn hand_back(response: &mut KinesisEventResponse, from: Option<&str>, events: usize) -> Result<(), NotHandedBack> {
+    let from = from.filter(|s| !s.is_empty()).ok_or(NotHandedBack { events })?;
+    let current = response
+        .batch_item_failures
+        .first()
+        .and_then(|f| f.item_identifier.as_deref());
+    if current.is_none_or(|c| record::compare_sequence_numbers(from, c).is_lt()) {
+        response.batch_item_failures.clear();
+        response.add_failure(from);
+    }
+    Ok(())
+}
+
+/// Every record's events counted into the summary's record and byte figures.
+fn count_records(summary: &mut Summary, packed: &[Packed], valid: &[Valid<'_>], delivery: &Delivery) {
+    summary.firehose_records = packed.len();
+    summary.event_bytes = packed
+        .iter()
+        .flat_map(|p| &valid[p.items.clone()])
+        .map(|v| v.line.len() + 1)
+        .sum();
+    summary.firehose_bytes = packed.iter().map(|p| p.data.len()).sum();
+    summary.firehose_billed_bytes = packed.iter().map(|p| billed_bytes(p.data.len())).sum();
+    summary.put_calls = delivery.calls;
+    summary.put_rounds = delivery.rounds;
+}
+
+/// The error of a batch none of whose records Firehose took.
+fn nothing_delivered(packed: &[Packed], delivery: &Delivery) -> NothingDelivered {
+    let (code, message) = delivery
+        .fates
+        .iter()
+        .find_map(|f| match f {
+            Fate::Failed(failure) => Some((failure.code.clone(), failure.message.clone())),
+            Fate::Delivered { .. } | Fate::Unsent => None,
+        })
+        .unwrap_or_else(|| ("NotAttempted".into(), "no time was left to send any record".into()));
+    NothingDelivered {
+        events: packed.iter().map(|p| p.items.len()).sum(),
+        code,
+        message,
     }
 }
 
@@ -560,11 +691,6 @@ pub fn margin_warning(left: Duration, margin: Duration) -> Option<String> {
         )
     })
 }
-
-/// Time kept, after the S3 writes, for the log lines.
-const LOG_TIME: Duration = Duration::from_millis(200);
-/// An S3 write's bound when the deadline is unknown.
-const STORE_TIME_UNBOUNDED: Duration = Duration::from_secs(30);
 
 /// Lambda's longest invocation: "The maximum timeout is 900 seconds (15
 /// minutes)" (Lambda quotas).

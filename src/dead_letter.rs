@@ -7,7 +7,8 @@
 //! several dead letters split at event boundaries, and a single event too
 //! large for one line is written in numbered parts ([`crate::part`]) that
 //! [`reassemble`] joins again. The same lines go to the invocation's S3
-//! object (`dead-letters/`) or, when that cannot be written, to the log.
+//! object (`dead-letters/`); when that cannot be written, the records are
+//! handed back to Kinesis instead.
 
 use base64_simd::STANDARD;
 use serde::{Deserialize, Serialize};

@@ -8,7 +8,8 @@
 //! invocation's time does: no call starts with less than
 //! [`MIN_CALL_TIME`](crate::limits::MIN_CALL_TIME) before the limit, the
 //! first included. What is left is reported as failed, with the last error
-//! seen; the caller decides whether that is a dead letter or a retry.
+//! seen (the caller decides whether that is a dead letter or a retry), or as
+//! unsent when not even its first attempt could start.
 
 use std::time::Duration;
 
@@ -32,8 +33,13 @@ pub struct Policy {
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fate {
-    Delivered { stream: usize },
+    Delivered {
+        stream: usize,
+    },
+    /// Sent, and refused on every attempt made.
     Failed(Failure),
+    /// Never sent: no time was left for a first attempt.
+    Unsent,
 }
 
 /// A record that was not delivered: the stream last tried and its answer.
@@ -140,19 +146,14 @@ pub async fn deliver<F: Firehose>(
     }
 
     let fates = (0..records.len())
-        .map(|i| {
-            if delivered[i] {
-                Fate::Delivered { stream: stream_of[i] }
-            } else {
-                let (code, message) = last_error[i]
-                    .take()
-                    .unwrap_or_else(|| ("NotAttempted".into(), "no time was left to send this record".into()));
-                Fate::Failed(Failure {
-                    stream: stream_of[i],
-                    code,
-                    message,
-                })
-            }
+        .map(|i| match (delivered[i], last_error[i].take()) {
+            (true, _) => Fate::Delivered { stream: stream_of[i] },
+            (false, Some((code, message))) => Fate::Failed(Failure {
+                stream: stream_of[i],
+                code,
+                message,
+            }),
+            (false, None) => Fate::Unsent,
         })
         .collect();
     Delivery { fates, calls, rounds }

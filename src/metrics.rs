@@ -21,7 +21,6 @@ pub const NAMES: &[&str] = &[
     "FirehoseBilledBytes",
     "PutCalls",
     "EventsKeptInS3",
-    "EventsKeptOnlyInLog",
 ];
 
 /// The EMF document for `summary`. Metrics carry one dimension,
@@ -42,7 +41,6 @@ pub fn emf(namespace: &str, function_name: &str, summary: &Summary, timestamp_ms
         summary.firehose_billed_bytes as u64,
         u64::from(summary.put_calls),
         summary.events_kept_in_s3 as u64,
-        summary.events_kept_only_in_log as u64,
     ];
     let definitions: Vec<Value> = NAMES
         .iter()
@@ -88,7 +86,6 @@ mod tests {
             put_calls: 4,
             put_rounds: 2,
             events_kept_in_s3: 2,
-            events_kept_only_in_log: 1,
             ..Summary::new(10)
         };
         let doc = emf("Ns", "fn", &summary, 1_764_072_000_000);
@@ -99,7 +96,7 @@ mod tests {
         assert_eq!(doc["FirehoseBilledBytes"], 15360);
         assert_eq!(doc["PutCalls"], 4);
         assert_eq!(doc["EventsKeptInS3"], 2);
-        assert_eq!(doc["EventsKeptOnlyInLog"], 1);
+        assert!(doc.get("EventsKeptOnlyInLog").is_none());
         assert_eq!(doc["FunctionName"], "fn");
         assert_eq!(metrics["Metrics"][9]["Unit"], "Bytes");
     }

@@ -1,15 +1,18 @@
 //! What one invocation did, counted so that nothing can go missing, and
 //! the JSON lines it is written down in.
 //!
-//! Every event that comes in ends in exactly one of four places: delivered,
-//! rejected (with a reason), dead-lettered (with its bytes kept), or handed
+//! Every event that comes in ends in exactly one of four places, each
+//! durable: delivered (in Firehose), rejected with a reason (in the rejects
+//! stream, or an S3 object), dead-lettered (in an S3 object), or handed
 //! back to Kinesis for retry. [`Summary::is_balanced`] is that invariant;
-//! the tests check it on every path.
+//! the tests check it on every path. Until [`crate::Bridge::finish`] has
+//! written the S3 objects, dead letters and unsent rejects are only
+//! intended: what S3 does not take moves to handed back.
 //!
-//! Every line the function writes on purpose (dead letters, rejections
-//! whose only copy is the log, the summary, the metrics) is one JSON object
-//! written whole to a [`LogSink`], whatever the tracing filter says, so a
-//! log level can never drop the only copy of an event.
+//! Every line the function writes on purpose (the objects it kept, the
+//! summary, the metrics) is one JSON object written whole to a
+//! [`LogSink`], whatever the tracing filter says. A log line is a
+//! diagnostic: no event's only copy is ever in the log.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -62,10 +65,9 @@ pub struct Summary {
     /// Delivery rounds to the delivery streams; above 1 means resends.
     pub put_rounds: u32,
     /// Undelivered events (dead letters, rejections the rejects stream did
-    /// not take) whose copy was written to S3, and those whose only copy is
-    /// the log, because S3 was not set or could not be written.
+    /// not take) written to S3. Those S3 did not take are handed back
+    /// (`events_retried`), never left in the log alone.
     pub events_kept_in_s3: usize,
-    pub events_kept_only_in_log: usize,
     pub duration_ms: u64,
 }
 
@@ -89,7 +91,6 @@ impl Summary {
             put_calls: 0,
             put_rounds: 0,
             events_kept_in_s3: 0,
-            events_kept_only_in_log: 0,
             duration_ms: 0,
         }
     }

@@ -1,24 +1,25 @@
-//! What could not be delivered, kept where it outlives the log.
+//! What could not be delivered, kept where it outlives the invocation.
 //!
 //! An invocation's dead letters, and the rejections its rejects stream did
 //! not take, are the only copies of their events. Each kind is written as
 //! one S3 object per invocation, under [`DEAD_LETTERS_PREFIX`] or
 //! [`REJECTS_UNSENT_PREFIX`] of the stack's bucket, partitioned by date; the
-//! object holds the same JSON lines the log would, which is what `replay`
-//! reads. The log then gets one line naming the object. When the object
-//! cannot be written (no bucket configured, S3 refused or unreachable, no
-//! time left), the lines themselves go to the log, as the fallback. Only
-//! when neither copy could be written does the invocation fail, so that
-//! Kinesis retries the batch: an undelivered event is never acknowledged
-//! without a copy.
+//! object holds JSON lines that replay reads. The log then gets one line
+//! naming the object: a diagnostic, never a copy. When an object cannot be
+//! written (no bucket configured, S3 refused or unreachable, no time left)
+//! its records are handed back to Kinesis instead ([`Written`] says which),
+//! so an event is acknowledged only once it is durable. Both writes share
+//! one time budget, inside the invocation's deadline less its safety margin.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::join;
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
+use crate::backoff::Budget;
 use crate::dead_letter::{self, DeadLetter};
 use crate::reject;
 use crate::report::{Lines, LogSink, write_line};
@@ -31,6 +32,8 @@ pub const REJECTS_UNSENT_PREFIX: &str = "rejects-unsent/";
 
 /// The `kind` of the log line naming an object the lines were written to.
 pub const STORED_KIND: &str = "stored";
+/// The `kind` of the log line saying an object could not be written.
+pub const STORE_FAILED_KIND: &str = "store_failed";
 /// The message of a dead letter's line.
 pub const DEAD_LETTER_MESSAGE: &str = "record could not be delivered; replay it from this line";
 /// The message of a rejection's line.
@@ -42,29 +45,18 @@ pub struct Undelivered<'a> {
     pub dead_letters: &'a [DeadLetter],
     /// Events the dead letters hold.
     pub dead_lettered_events: usize,
-    /// Log lines of the rejected records no rejects stream took.
+    /// Lines of the rejected records no rejects stream took.
     pub unsent_rejects: Lines,
     /// Rejected events those lines hold.
     pub unsent_rejected_events: usize,
 }
 
-/// Where the undelivered events were kept.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Kept {
-    pub events_in_s3: usize,
-    pub events_only_in_log: usize,
-}
-
-/// Undelivered events of which no copy could be written.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error(
-    "{events} undelivered events could be written neither to S3 ({store}) nor to the log ({log}); \
-     failing the invocation so that Kinesis retries the batch"
-)]
-pub struct Unrecorded {
-    pub events: usize,
-    pub store: String,
-    pub log: String,
+/// Whether each kind is durable: `true` when it had nothing to keep or its
+/// object was written; `false` means its records must be handed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub dead_letters: bool,
+    pub unsent_rejects: bool,
 }
 
 /// The log line naming an object.
@@ -78,7 +70,7 @@ pub struct Stored {
     pub events: usize,
 }
 
-/// The log lines of dead letters.
+/// The lines of dead letters.
 pub fn dead_letter_lines(letters: &[DeadLetter]) -> Lines {
     let mut lines = Lines::default();
     for letter in letters {
@@ -87,87 +79,109 @@ pub fn dead_letter_lines(letters: &[DeadLetter]) -> Lines {
     lines
 }
 
-/// Writes the undelivered lines to `store` and names the objects in `log`,
-/// or writes the lines to `log` when the store cannot take them. `timeout`
-/// bounds each S3 write (the invocation's time left, less the log's).
+/// The point every S3 write of an invocation must finish by: `deadline`
+/// less `margin`, or [`STORE_TIME_UNBOUNDED`] from now when the deadline is
+/// unknown.
+pub fn store_budget(deadline: Option<Instant>, margin: Duration) -> Budget {
+    match deadline {
+        Some(_) => Budget::new(deadline, margin),
+        None => Budget {
+            until: Some(Instant::now() + STORE_TIME_UNBOUNDED),
+        },
+    }
+}
+
+/// A bound on the S3 writes when the invocation's deadline is unknown.
+pub const STORE_TIME_UNBOUNDED: Duration = Duration::from_secs(30);
+
+/// Writes both kinds' objects to `store` at once, within `budget`, and
+/// names each written object (or the failure) in `log`.
 pub async fn keep(
     store: &impl Store,
     request_id: &str,
     undelivered: Undelivered<'_>,
     log: &impl LogSink,
-    timeout: Duration,
-) -> Result<Kept, Unrecorded> {
-    let mut kept = Kept::default();
+    budget: Budget,
+) -> Written {
     let now = OffsetDateTime::now_utc();
-    let kinds = [
-        (
-            dead_letter::KIND,
-            DEAD_LETTERS_PREFIX,
-            "ERROR",
-            dead_letter_lines(undelivered.dead_letters),
-            undelivered.dead_lettered_events,
-        ),
-        (
-            reject::KIND,
-            REJECTS_UNSENT_PREFIX,
-            "WARN",
-            undelivered.unsent_rejects,
-            undelivered.unsent_rejected_events,
-        ),
-    ];
-    for (holds, prefix, level, lines, events) in kinds {
-        if lines.is_empty() {
-            continue;
+    let dead_letters = One {
+        holds: dead_letter::KIND,
+        level: "ERROR",
+        key: object_key(DEAD_LETTERS_PREFIX, now, request_id),
+        lines: dead_letter_lines(undelivered.dead_letters),
+        events: undelivered.dead_lettered_events,
+    };
+    let rejects = One {
+        holds: reject::KIND,
+        level: "WARN",
+        key: object_key(REJECTS_UNSENT_PREFIX, now, request_id),
+        lines: undelivered.unsent_rejects,
+        events: undelivered.unsent_rejected_events,
+    };
+    let (dead_letters, unsent_rejects) = join(
+        dead_letters.write(store, log, budget),
+        rejects.write(store, log, budget),
+    )
+    .await;
+    Written {
+        dead_letters,
+        unsent_rejects,
+    }
+}
+
+/// One kind's object.
+struct One {
+    holds: &'static str,
+    level: &'static str,
+    key: String,
+    lines: Lines,
+    events: usize,
+}
+
+impl One {
+    /// Writes the object; `true` when there was nothing to write or it was
+    /// written.
+    async fn write(self, store: &impl Store, log: &impl LogSink, budget: Budget) -> bool {
+        if self.lines.is_empty() {
+            return true;
         }
-        let count = lines.len();
-        // Shared, not copied: the body stays here should S3 refuse it.
-        let body = Bytes::from(lines.into_bytes());
-        let key = object_key(prefix, now, request_id);
-        let stored = match tokio::time::timeout(timeout, store.put(&key, body.clone())).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::DeadlineExceeded),
+        let count = self.lines.len();
+        let body = Bytes::from(self.lines.into_bytes());
+        let now = Instant::now();
+        let written = if budget.allows(now, Duration::ZERO) {
+            let left = budget.left(now).unwrap_or(STORE_TIME_UNBOUNDED);
+            tokio::time::timeout(left, store.put(&self.key, body))
+                .await
+                .unwrap_or(Err(StoreError::DeadlineExceeded))
+        } else {
+            Err(StoreError::DeadlineExceeded)
         };
-        match stored {
+        // The log lines are diagnostics: a lost one loses no event.
+        match written {
             Ok(object) => {
-                kept.events_in_s3 += events;
                 let naming = Stored {
                     kind: STORED_KIND.to_owned(),
-                    holds: holds.to_owned(),
+                    holds: self.holds.to_owned(),
                     object,
                     lines: count,
-                    events,
+                    events: self.events,
                 };
-                // The object is the copy; a lost pointer to it is not a loss.
-                let _ = write_line(log, level, "undelivered records written to S3", &naming);
+                let _ = write_line(log, self.level, "undelivered records written to S3", &naming);
+                true
             }
-            Err(store_error) => {
-                if store_error != StoreError::NotConfigured {
-                    let failed = serde_json::json!({
-                        "kind": "store_failed",
-                        "holds": holds,
-                        "error": store_error.to_string(),
-                    });
-                    let _ = write_line(
-                        log,
-                        "WARN",
-                        "undelivered records could not be written to S3; writing them to the log",
-                        &failed,
-                    );
-                }
-                for line in body.split_inclusive(|&b| b == b'\n') {
-                    if let Err(e) = log.write_line(line) {
-                        return Err(Unrecorded {
-                            events,
-                            store: store_error.to_string(),
-                            log: e.to_string(),
-                        });
-                    }
-                }
-                kept.events_only_in_log += events;
+            Err(error) => {
+                let failed = serde_json::json!({
+                    "kind": STORE_FAILED_KIND,
+                    "holds": self.holds,
+                    "events": self.events,
+                    "error": error.to_string(),
+                });
+                let message = "undelivered records could not be written to S3; handing their records back to Kinesis";
+                let _ = write_line(log, "WARN", message, &failed);
+                false
             }
         }
     }
-    Ok(kept)
 }
 
 /// `prefix` + `year=YYYY/month=MM/day=DD/hour=HH/` + the request id, as the

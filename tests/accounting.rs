@@ -148,6 +148,8 @@ proptest! {
         retry_mode in any::<bool>(),
         attempts in 1u32..5,
         gzip in any::<bool>(),
+        s3_broken in any::<bool>(),
+        rejects_stream in any::<bool>(),
     ) {
         let built = build(&inputs);
         let names: Vec<String> = (0..streams).map(|i| format!("s{i}")).collect();
@@ -166,7 +168,8 @@ proptest! {
         let bytes = if gzip { max_record_bytes.max(2_000) } else { max_record_bytes }.to_string();
         let events_cap = max_events.to_string();
         let attempts_s = attempts.to_string();
-        let bridge = bridge(&[
+        let store = if s3_broken { MemoryStore::broken() } else { MemoryStore::default() };
+        let bridge = bridge_with_store(&[
             ("DELIVERY_STREAMS", joined.as_str()),
             ("PACK_EVENTS", if pack { "true" } else { "false" }),
             ("MAX_RECORD_BYTES", bytes.as_str()),
@@ -174,7 +177,8 @@ proptest! {
             ("ON_PARTIAL_FAILURE", if retry_mode { "retry" } else { "log" }),
             ("MAX_PUT_ATTEMPTS", attempts_s.as_str()),
             ("COMPRESSION", if gzip { "gzip" } else { "none" }),
-        ], firehose);
+            ("REJECTS_DELIVERY_STREAM", if rejects_stream { "rejects" } else { "" }),
+        ], firehose, store);
         let batch = records(&built.payloads);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
         let processed = runtime.block_on(bridge.process(&batch, None, "req"));
@@ -223,7 +227,9 @@ proptest! {
                 let written = built.rejected.iter().filter(|&&r| checkpoint.is_none_or(|c| r < c)).count();
                 prop_assert_eq!(summary.events_rejected, written);
                 // No rejects stream: every written reject is kept elsewhere.
-                prop_assert_eq!(processed.unsent_rejected_events, written);
+                if !rejects_stream {
+                    prop_assert_eq!(processed.unsent_rejected_events, written);
+                }
                 if retry_mode {
                     let expected = checkpoint.map(seq);
                     let got = response.batch_item_failures.first().and_then(|f| f.item_identifier.clone());
@@ -242,5 +248,59 @@ proptest! {
                 }
             }
         }
+
+        // Then S3: every event ends durable, or its record is handed back.
+        let (summary, verdict) = runtime.block_on(bridge.finish(processed, None, "req", "fn", &MemoryLog::default()));
+        prop_assert!(summary.is_balanced(), "{summary:?}");
+        let Ok(response) = verdict else { return Ok(()) };
+        let from = response.batch_item_failures.first().and_then(|f| f.item_identifier.clone());
+        let handed_back = |record: usize| from.as_ref().is_some_and(|f| seq(record) >= *f);
+        let (stored_dead, mut stored_rejects) = stored(&bridge.store);
+        stored_rejects.extend(
+            bridge.firehose.calls().iter().filter(|c| c.stream == "rejects")
+                .flat_map(|c| c.accepted.iter().flat_map(|&i| lines_of(&c.records[i])).collect::<Vec<_>>())
+                .map(|l| serde_json::from_slice::<kinesis_firehose_bridge::reject::RejectLine>(&l).unwrap().sequence_number),
+        );
+        for (line, record) in built.valid.iter().filter(|(l, _)| !unique.contains(l)) {
+            prop_assert!(stored_dead.contains(line) || handed_back(*record), "record {record} is nowhere durable");
+        }
+        for &record in &built.rejected {
+            prop_assert!(stored_rejects.contains(&seq(record)) || handed_back(record), "reject {record} is nowhere durable");
+        }
+        if s3_broken {
+            prop_assert_eq!((summary.events_kept_in_s3, summary.events_dead_lettered), (0, 0));
+        } else if !rejects_stream {
+            prop_assert_eq!(summary.events_kept_in_s3, summary.events_dead_lettered + summary.events_rejected);
+        }
     }
+}
+
+/// The event lines of the dead letters in `store`, and the sequence numbers
+/// of the rejects.
+fn stored(store: &MemoryStore) -> (HashSet<Vec<u8>>, HashSet<String>) {
+    use kinesis_firehose_bridge::dead_letter::{DeadLetter, reassemble};
+    use kinesis_firehose_bridge::reject::RejectLine;
+    let objects = store.objects.lock().unwrap();
+    let lines = |prefix: &str| -> Vec<Vec<u8>> {
+        objects
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .flat_map(|(_, body)| {
+                body.split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let letters: Vec<DeadLetter> = lines("dead-letters/")
+        .iter()
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let dead = reassemble(&letters).unwrap().iter().flat_map(|r| lines_of(r)).collect();
+    let rejects = lines("rejects-unsent/")
+        .iter()
+        .map(|l| serde_json::from_slice::<RejectLine>(l).unwrap().sequence_number)
+        .collect();
+    (dead, rejects)
 }

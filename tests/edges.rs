@@ -6,10 +6,13 @@ mod support;
 
 use std::time::Duration;
 
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use kinesis_firehose_bridge::dead_letter::{self, DeadLetter};
 use kinesis_firehose_bridge::firehose::CallError;
 use kinesis_firehose_bridge::limits::{CLOUDWATCH_MAX_EVENT_SIZE, MAX_RECORD_SIZE, MIN_CALL_TIME};
 use kinesis_firehose_bridge::reject::{self, RejectLine};
 use kinesis_firehose_bridge::report::Status;
+use kinesis_firehose_bridge::store::{Store, StoreError};
 use kinesis_firehose_bridge::undelivered::{DEAD_LETTERS_PREFIX, REJECTS_UNSENT_PREFIX};
 use kinesis_firehose_bridge::{InvocationError, kpl};
 use support::*;
@@ -76,17 +79,21 @@ async fn a_rejected_megabyte_event_is_recoverable_byte_for_byte_from_the_rejects
 }
 
 #[tokio::test]
-async fn a_rejected_megabyte_event_with_no_rejects_stream_is_recoverable_from_the_log() {
+async fn a_rejected_megabyte_event_with_no_rejects_stream_is_recoverable_from_its_s3_object() {
     let big = event_of(1_040_000);
-    let bridge = bridge(&[], ScriptedFirehose::healthy());
+    let bridge = bridge_with_store(&[], ScriptedFirehose::healthy(), MemoryStore::default());
     let log = MemoryLog::default();
     let (summary, verdict) = bridge
         .invoke(&records(&[big.clone(), event(1)]), None, "req", "fn", &log)
         .await;
-    assert!(verdict.is_ok());
-    assert_eq!(summary.events_kept_only_in_log, 1);
+    assert!(verdict.unwrap().batch_item_failures.is_empty());
+    assert_eq!(summary.events_kept_in_s3, 1);
     assert_every_line_fits_cloudwatch(&log);
-    let recovered = reject::recover(log_reject_lines(&log)).unwrap();
+    assert!(
+        log_reject_lines(&log).is_empty(),
+        "the log names the object, it is no copy"
+    );
+    let recovered = reject::recover(object_lines(&bridge.store, REJECTS_UNSENT_PREFIX)).unwrap();
     assert_eq!(recovered.len(), 1);
     assert_eq!(recovered[0].payload, big);
 }
@@ -131,7 +138,6 @@ async fn rejects_the_stream_refused_are_kept_in_s3_and_the_log_names_the_object(
         .await;
     assert!(verdict.is_ok());
     assert_eq!(summary.events_kept_in_s3, 2);
-    assert_eq!(summary.events_kept_only_in_log, 0);
     let objects = bridge.store.objects.lock().unwrap().clone();
     assert_eq!(objects.len(), 1);
     let (key, body) = &objects[0];
@@ -155,46 +161,169 @@ async fn rejects_the_stream_refused_are_kept_in_s3_and_the_log_names_the_object(
     assert_eq!(stored[0]["events"], 2);
 }
 
-#[tokio::test]
-async fn dead_letters_are_kept_in_s3_and_in_the_log_when_s3_cannot_be_written() {
-    let refuse_all = || {
-        ScriptedFirehose::new(|_, _, records| {
-            let mut answer = vec![Some(slow_down()); records.len()];
-            answer[0] = None;
-            Ok(answer)
+/// Accepts the first entry of every call and refuses the rest.
+fn refuse_all_but_the_first() -> ScriptedFirehose {
+    ScriptedFirehose::new(|stream, _, records| {
+        if stream == "rejects" {
+            return Err(CallError::Transport("connection refused".into()));
+        }
+        let mut answer = vec![Some(slow_down()); records.len()];
+        answer[0] = None;
+        Ok(answer)
+    })
+}
+
+const ONE_TRY_UNPACKED: [(&str, &str); 3] = [
+    ("PACK_EVENTS", "false"),
+    ("MAX_PUT_ATTEMPTS", "1"),
+    ("DELIVERY_STREAMS", "s"),
+];
+
+/// Lines of the objects under `prefix`, parsed.
+fn object_lines<T: serde::de::DeserializeOwned>(store: &MemoryStore, prefix: &str) -> Vec<T> {
+    store
+        .objects
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(key, _)| key.starts_with(prefix))
+        .flat_map(|(_, body)| {
+            body.split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice(l).unwrap())
+                .collect::<Vec<_>>()
         })
-    };
+        .collect()
+}
+
+fn handed_back_from(verdict: &Result<KinesisEventResponse, InvocationError>) -> Option<String> {
+    verdict
+        .as_ref()
+        .unwrap()
+        .batch_item_failures
+        .first()
+        .and_then(|f| f.item_identifier.clone())
+}
+
+#[tokio::test]
+async fn dead_letters_are_kept_in_s3_and_the_log_only_names_the_object() {
+    let batch = records(&(0..3).map(event).collect::<Vec<_>>());
+    let bridge = bridge_with_store(&ONE_TRY_UNPACKED, refuse_all_but_the_first(), MemoryStore::default());
+    let log = MemoryLog::default();
+    let (summary, verdict) = bridge.invoke(&batch, None, "req", "fn", &log).await;
+    assert_eq!(handed_back_from(&verdict), None);
+    assert_eq!((summary.events_dead_lettered, summary.events_kept_in_s3), (2, 2));
+    let letters: Vec<DeadLetter> = object_lines(&bridge.store, DEAD_LETTERS_PREFIX);
+    assert_eq!(dead_letter::reassemble(&letters).unwrap().len(), 2);
+    assert!(log.of_kind("dead_letter").is_empty());
+    assert_eq!(log.of_kind("stored").len(), 1);
+}
+
+#[tokio::test]
+async fn dead_letters_s3_refuses_are_handed_back_not_logged() {
+    let batch = records(&(0..3).map(event).collect::<Vec<_>>());
+    let bridge = bridge_with_store(&ONE_TRY_UNPACKED, refuse_all_but_the_first(), MemoryStore::broken());
+    let log = MemoryLog::default();
+    let (summary, verdict) = bridge.invoke(&batch, None, "req", "fn", &log).await;
+    // Events 1 and 2 were refused; Kinesis sends them again from record 1.
+    assert_eq!(handed_back_from(&verdict), Some(seq(1)));
+    assert_eq!(
+        (
+            summary.events_dead_lettered,
+            summary.events_retried,
+            summary.events_kept_in_s3
+        ),
+        (0, 2, 0)
+    );
+    assert_eq!(summary.status, Status::Partial);
+    assert!(summary.is_balanced(), "{summary:?}");
+    assert!(log.of_kind("dead_letter").is_empty(), "the log is never the copy");
+    assert_eq!(log.of_kind("store_failed").len(), 1);
+    assert_every_line_fits_cloudwatch(&log);
+}
+
+#[tokio::test]
+async fn with_no_bucket_configured_dead_letters_and_rejects_are_handed_back() {
+    // The new user: no bucket, most entries refused, one attempt.
+    let mut payloads: Vec<Vec<u8>> = (0..3).map(event).collect();
+    payloads.insert(1, b"[]".to_vec());
+    let bridge = bridge(&ONE_TRY_UNPACKED, refuse_all_but_the_first());
+    let log = MemoryLog::default();
+    let (summary, verdict) = bridge.invoke(&records(&payloads), None, "req", "fn", &log).await;
+    // The reject (record 1) is the lowest record without a durable place.
+    assert_eq!(handed_back_from(&verdict), Some(seq(1)));
+    assert_eq!((summary.events_delivered, summary.events_retried), (1, 3));
+    assert_eq!((summary.events_rejected, summary.events_dead_lettered), (0, 0));
+    assert!(summary.rejected_by_reason.is_empty());
+    assert!(summary.is_balanced(), "{summary:?}");
+    assert!(log.of_kind("dead_letter").is_empty() && log_reject_lines(&log).is_empty());
+}
+
+#[tokio::test]
+async fn the_rejects_stream_and_s3_refusing_together_hand_back_the_lowest_record() {
+    let payloads = vec![event(0), event(1), b"not json".to_vec(), event(3)];
+    let bridge = bridge_with_store(
+        &[("REJECTS_DELIVERY_STREAM", "rejects"), ("MAX_PUT_ATTEMPTS", "1")],
+        ScriptedFirehose::new(|stream, _, records| match stream {
+            "rejects" => Err(CallError::Transport("connection refused".into())),
+            _ => Ok(vec![None; records.len()]),
+        }),
+        MemoryStore::broken(),
+    );
+    let (summary, verdict) = bridge
+        .invoke(&records(&payloads), None, "req", "fn", &MemoryLog::default())
+        .await;
+    assert_eq!(handed_back_from(&verdict), Some(seq(2)));
+    assert_eq!(
+        (
+            summary.events_delivered,
+            summary.events_rejected,
+            summary.events_retried
+        ),
+        (3, 0, 1)
+    );
+    assert!(summary.is_balanced(), "{summary:?}");
+}
+
+/// A store whose every write takes `delay` (of tokio time).
+struct SlowStore {
+    delay: Duration,
+    inner: MemoryStore,
+}
+
+impl Store for SlowStore {
+    async fn put(&self, key: &str, body: bytes::Bytes) -> Result<String, StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.put(key, body).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn s3_slower_than_the_time_left_hands_back_within_the_deadline() {
+    let payloads = vec![event(0), b"[]".to_vec(), event(2), event(3)];
     let pairs = [
         ("PACK_EVENTS", "false"),
         ("MAX_PUT_ATTEMPTS", "1"),
         ("DELIVERY_STREAMS", "s"),
     ];
-    let batch = records(&(0..3).map(event).collect::<Vec<_>>());
-
-    let healthy = bridge_with_store(&pairs, refuse_all(), MemoryStore::default());
-    let log = MemoryLog::default();
-    let (summary, verdict) = healthy.invoke(&batch, None, "req", "fn", &log).await;
-    assert!(verdict.is_ok());
-    assert_eq!((summary.events_dead_lettered, summary.events_kept_in_s3), (2, 2));
-    let objects = healthy.store.objects.lock().unwrap().clone();
-    assert!(objects[0].0.starts_with(DEAD_LETTERS_PREFIX));
-    assert!(log.of_kind("dead_letter").is_empty());
-
-    let broken = bridge_with_store(
-        &pairs,
-        refuse_all(),
-        MemoryStore {
-            broken: true,
-            ..MemoryStore::default()
-        },
+    let store = SlowStore {
+        delay: Duration::from_secs(60),
+        inner: MemoryStore::default(),
+    };
+    let bridge = bridge_with_store(&pairs, refuse_all_but_the_first(), store);
+    let margin = Duration::from_millis(1_000);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (summary, verdict) = bridge
+        .invoke(&records(&payloads), Some(deadline), "req", "fn", &MemoryLog::default())
+        .await;
+    assert!(
+        Instant::now() <= deadline - margin,
+        "both writes shared one budget, inside the margin"
     );
-    let log = MemoryLog::default();
-    let (summary, verdict) = broken.invoke(&batch, None, "req", "fn", &log).await;
-    assert!(verdict.is_ok());
-    assert_eq!((summary.events_kept_in_s3, summary.events_kept_only_in_log), (0, 2));
-    assert_eq!(log.of_kind("dead_letter").len(), 2);
-    assert_eq!(log.of_kind("store_failed").len(), 1);
-    assert_every_line_fits_cloudwatch(&log);
+    assert_eq!(handed_back_from(&verdict), Some(seq(1)));
+    assert_eq!((summary.events_kept_in_s3, summary.events_dead_lettered), (0, 0));
+    assert!(bridge.store.inner.objects.lock().unwrap().is_empty());
+    assert!(summary.is_balanced(), "{summary:?}");
 }
 
 // ----------------------------- 2. rejects written once across retries --
@@ -264,6 +393,26 @@ async fn no_call_starts_with_less_than_the_minimum_call_time_left() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn records_no_call_could_start_for_are_unsent_not_failed() {
+    use kinesis_firehose_bridge::backoff::{Backoff, Budget};
+    use kinesis_firehose_bridge::delivery::{self, Fate, Policy};
+    use kinesis_firehose_bridge::route::Rotation;
+    let firehose = ScriptedFirehose::healthy();
+    let policy = Policy {
+        max_attempts: 5,
+        backoff: Backoff {
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+        },
+        budget: Budget::new(Some(Instant::now() + MIN_CALL_TIME), Duration::from_millis(1)),
+    };
+    let streams = ["s".to_owned()];
+    let delivery = delivery::deliver(&firehose, &streams, Rotation::new(1, 0), policy, &[b"a", b"b"]).await;
+    assert_eq!(delivery.fates, vec![Fate::Unsent, Fate::Unsent]);
+    assert_eq!(delivery.calls, 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn no_resend_starts_with_less_than_the_minimum_call_time_left() {
     // Each answer takes 600 ms and throttles everything; after the first,
     // 900 ms are left before the margin: not enough for another call.
@@ -286,44 +435,27 @@ async fn no_resend_starts_with_less_than_the_minimum_call_time_left() {
 // ------------------------------------------- 5. a log that fails --
 
 #[tokio::test]
-async fn a_dead_letter_that_can_be_written_nowhere_fails_the_invocation() {
-    let firehose = ScriptedFirehose::new(|_, _, records| {
-        let mut answer = vec![Some(slow_down()); records.len()];
-        answer[0] = None;
-        Ok(answer)
-    });
-    let bridge = bridge(
-        &[
-            ("PACK_EVENTS", "false"),
-            ("MAX_PUT_ATTEMPTS", "1"),
-            ("DELIVERY_STREAMS", "s"),
-        ],
-        firehose,
-    );
-    let (_, verdict) = bridge
+async fn an_unwritable_log_loses_nothing_when_s3_is_missing_too() {
+    let bridge = bridge(&ONE_TRY_UNPACKED, refuse_all_but_the_first());
+    let (summary, verdict) = bridge
         .invoke(&records(&[event(0), event(1)]), None, "req", "fn", &MemoryLog::broken())
         .await;
-    match verdict {
-        Err(InvocationError::Unrecorded(e)) => assert_eq!(e.events, 1),
-        other => panic!("expected Unrecorded, got {other:?}"),
-    }
+    assert_eq!(handed_back_from(&verdict), Some(seq(1)));
+    assert_eq!(summary.events_retried, 1);
 }
 
 #[tokio::test]
-async fn a_rejection_whose_only_copy_cannot_be_written_fails_the_invocation() {
-    let bridge = bridge(&[], ScriptedFirehose::healthy());
-    let (_, verdict) = bridge
-        .invoke(
-            &records(&[event(0), b"[]".to_vec()]),
-            None,
-            "req",
-            "fn",
-            &MemoryLog::broken(),
-        )
-        .await;
-    assert!(matches!(verdict, Err(InvocationError::Unrecorded(_))), "{verdict:?}");
+async fn a_hand_back_without_a_sequence_number_fails_the_invocation() {
+    let mut batch = records(&[event(0), event(1)]);
+    batch[1].kinesis.sequence_number = String::new();
+    let bridge = bridge(&ONE_TRY_UNPACKED, refuse_all_but_the_first());
+    let (_, verdict) = bridge.invoke(&batch, None, "req", "fn", &MemoryLog::default()).await;
+    match &verdict {
+        Err(InvocationError::NotHandedBack(e)) => assert_eq!(e.events, 1),
+        other => panic!("expected NotHandedBack, got {other:?}"),
+    }
     let diagnostic: lambda_runtime::Diagnostic = verdict.unwrap_err().into();
-    assert_eq!(diagnostic.error_type, "Unrecorded");
+    assert_eq!(diagnostic.error_type, "NotHandedBack");
 }
 
 #[tokio::test]

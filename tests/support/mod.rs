@@ -156,6 +156,15 @@ pub struct MemoryStore {
     pub broken: bool,
 }
 
+impl MemoryStore {
+    pub fn broken() -> Self {
+        MemoryStore {
+            broken: true,
+            ..MemoryStore::default()
+        }
+    }
+}
+
 impl Store for MemoryStore {
     async fn put(&self, key: &str, body: bytes::Bytes) -> Result<String, StoreError> {
         if self.broken {
