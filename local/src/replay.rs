@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use kinesis_firehose_bridge::Bridge;
 use kinesis_firehose_bridge::batch::{KinesisBatch, Payload, Record};
 use kinesis_firehose_bridge::dead_letter::{self, DeadLetter};
 use kinesis_firehose_bridge::delivery::{self, Fate, Policy};
@@ -30,7 +31,6 @@ use kinesis_firehose_bridge::reject::Recovered;
 use kinesis_firehose_bridge::report::LogSink;
 use kinesis_firehose_bridge::route::Rotation;
 use kinesis_firehose_bridge::store::Store;
-use kinesis_firehose_bridge::{Bridge, InvocationError};
 use tokio::time::Instant;
 
 use crate::Result;
@@ -95,6 +95,11 @@ pub async fn replay<F: Firehose>(firehose: &F, streams: &[String], letters: &[De
                 l.delivery_stream = streams[failure.stream].clone();
                 l.error_code = failure.code.clone();
                 l.error_message = failure.message.clone();
+                l
+            })),
+            Fate::Unsent => replayed.failed.extend(unit.into_iter().map(|mut l| {
+                l.error_code = "NotAttempted".to_owned();
+                l.error_message = "no time was left to send this record".to_owned();
                 l
             })),
         }
@@ -171,11 +176,7 @@ pub async fn through_bridge<F: Firehose, S: Store>(
                 Err(error) => {
                     failures += 1;
                     if failures >= attempts {
-                        let why = match error {
-                            InvocationError::NothingDelivered(e) => e.to_string(),
-                            InvocationError::Unrecorded(e) => e.to_string(),
-                        };
-                        redriven.failed.push(format!("{name}: {why}"));
+                        redriven.failed.push(format!("{name}: {error}"));
                         break;
                     }
                     tokio::time::sleep(pause).await;

@@ -60,13 +60,11 @@ pub struct Report {
     /// Copies of a rejected record beyond the first, in `rejects/` and
     /// `rejects-unsent/`.
     pub duplicate_rejects: u64,
-    /// Where undelivered events are kept: rejected events only in a
-    /// `rejects-unsent/` object or only in the log, dead-lettered events in
-    /// a `dead-letters/` object or only in the log.
+    /// Rejected events kept only in a `rejects-unsent/` object, and
+    /// dead-lettered events (all in `dead-letters/` objects). The log is
+    /// never a copy: an event found only there is lost.
     pub rejected_kept_in_s3: u64,
-    pub rejected_only_in_log: u64,
     pub dead_lettered_in_s3: u64,
-    pub dead_lettered_only_in_log: u64,
     /// Invalid events found in `events/`, and valid ones rejected: both
     /// would be bugs of the bridge's contract.
     pub invalid_delivered: u64,
@@ -136,13 +134,10 @@ impl Report {
             ),
             format!("delivered     {:>9}", self.delivered),
             format!(
-                "rejected      {:>9}  ({} kept only in S3 rejects-unsent/, {} only in the log)",
-                self.rejected, self.rejected_kept_in_s3, self.rejected_only_in_log
+                "rejected      {:>9}  ({} kept only in S3 rejects-unsent/)",
+                self.rejected, self.rejected_kept_in_s3
             ),
-            format!(
-                "dead-lettered {:>9}  ({} kept in S3 dead-letters/, {} only in the log)",
-                self.dead_lettered, self.dead_lettered_in_s3, self.dead_lettered_only_in_log
-            ),
+            format!("dead-lettered {:>9}  (kept in S3 dead-letters/)", self.dead_lettered),
             format!(
                 "given up      {:>9}  (whole batches kept in S3 aws/lambda/)",
                 self.given_up
@@ -232,7 +227,7 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
         report.problem(unreadable.to_string());
     }
 
-    // Rejected: rejects/, rejects-unsent/ objects, the log.
+    // Rejected: rejects/ and rejects-unsent/ objects.
     let mut rejected: HashMap<&str, (u64, Place)> = HashMap::new(); // id -> (first ms, where)
     let mut copies: HashMap<(String, Option<u64>, usize), u64> = HashMap::new();
     let mut lines: Vec<(RejectLine, u64, Place)> = Vec::new();
@@ -254,14 +249,11 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
         }
     }
     lines.extend(timed(&kept.rejections, Place::S3));
-    lines.extend(timed(&evidence.log.rejections, Place::Log));
-    for (line, _, place) in &lines {
-        if *place != Place::Log {
-            let index = line.part.as_ref().map_or(0, |p| p.index);
-            *copies
-                .entry((line.sequence_number.clone(), line.sub_sequence_number, index))
-                .or_default() += 1;
-        }
+    for (line, _, _) in &lines {
+        let index = line.part.as_ref().map_or(0, |p| p.index);
+        *copies
+            .entry((line.sequence_number.clone(), line.sub_sequence_number, index))
+            .or_default() += 1;
     }
     report.duplicate_rejects = copies.values().map(|n| n - 1).sum();
     // The first time and best place each rejected record was written.
@@ -279,7 +271,7 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
                 let (at, place) = first
                     .get(&(r.line.sequence_number.clone(), r.line.sub_sequence_number))
                     .copied()
-                    .unwrap_or((0, Place::Log));
+                    .unwrap_or((0, Place::S3));
                 let entry = rejected.entry(id).or_insert((at, place));
                 *entry = (entry.0.min(at), entry.1.min(place));
             }
@@ -287,25 +279,20 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
         Err(e) => report.problem(format!("rejected records could not be put back together: {e}")),
     }
 
-    // Dead letters: the kept objects', then the log's, parts joined.
-    let mut dead: HashMap<&str, (u64, Place)> = HashMap::new();
-    for (letters, place) in [
-        (&kept.dead_letters, Place::S3),
-        (&evidence.log.dead_letters, Place::Log),
-    ] {
-        for (record, at) in reassemble(letters, &mut report) {
-            let record = match plain(&record) {
-                Ok(record) => record,
-                Err(e) => {
-                    report.problem(format!("a gzip dead letter that does not decompress: {e}"));
-                    continue;
-                }
-            };
-            for line in record.split(|&b| b == b'\n') {
-                if let Some(id) = known(line) {
-                    let entry = dead.entry(id).or_insert((at, place));
-                    *entry = (entry.0.min(at), entry.1.min(place));
-                }
+    // Dead letters: the kept objects', parts joined.
+    let mut dead: HashMap<&str, u64> = HashMap::new();
+    for (record, at) in reassemble(&kept.dead_letters, &mut report) {
+        let record = match plain(&record) {
+            Ok(record) => record,
+            Err(e) => {
+                report.problem(format!("a gzip dead letter that does not decompress: {e}"));
+                continue;
+            }
+        };
+        for line in record.split(|&b| b == b'\n') {
+            if let Some(id) = known(line) {
+                let entry = dead.entry(id).or_insert(at);
+                *entry = (*entry).min(at);
             }
         }
     }
@@ -352,21 +339,16 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
             fates.push(fate(Ending::Delivered, Some(first)));
         } else if let Some(&(at, place)) = rejected.get(id) {
             report.rejected += 1;
-            match place {
-                Place::Stream => {}
-                Place::S3 => report.rejected_kept_in_s3 += 1,
-                Place::Log => report.rejected_only_in_log += 1,
+            if place == Place::S3 {
+                report.rejected_kept_in_s3 += 1;
             }
             if s.valid {
                 report.valid_rejected += 1;
             }
             fates.push(fate(Ending::Rejected, Some(at)));
-        } else if let Some(&(at, place)) = dead.get(id) {
+        } else if let Some(&at) = dead.get(id) {
             report.dead_lettered += 1;
-            match place {
-                Place::Log => report.dead_lettered_only_in_log += 1,
-                _ => report.dead_lettered_in_s3 += 1,
-            }
+            report.dead_lettered_in_s3 += 1;
             fates.push(fate(Ending::DeadLettered, Some(at)));
         } else if let Some(&at) = given_up.get(id) {
             report.given_up += 1;
@@ -399,7 +381,6 @@ enum Place {
     Stream,
     /// The function's object in S3.
     S3,
-    Log,
 }
 
 fn timed(lines: &[Timed<RejectLine>], place: Place) -> impl Iterator<Item = (RejectLine, u64, Place)> + '_ {
@@ -595,12 +576,12 @@ mod tests {
                 report.given_up,
                 report.lost
             ),
-            (2, 1, 2, 1, 1)
+            (2, 1, 1, 1, 2)
         );
-        assert_eq!((report.dead_lettered_in_s3, report.dead_lettered_only_in_log), (1, 1));
+        assert_eq!(report.dead_lettered_in_s3, 1, "d is only in the log, which is no copy");
         assert_eq!(report.duplicates, 1);
         assert_eq!(report.p99_delivery_ms, 1_000);
-        assert!(!report.is_clean(), "e is lost");
+        assert!(!report.is_clean(), "d and e are lost");
         let endings: Vec<Ending> = account.fates.iter().map(|f| f.ending).collect();
         assert_eq!(endings[6], Ending::GivenUp);
         assert_eq!(account.fates[6].at_ms, Some(9_000));
