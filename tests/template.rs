@@ -473,14 +473,6 @@ fn the_function_keeps_undelivered_records_in_the_same_bucket_and_may_write_only_
     assert_eq!(lists, 1, "Lambda needs s3:ListBucket for an S3 on-failure destination");
 }
 
-#[test]
-fn an_alarm_fires_when_an_undelivered_event_is_left_only_in_the_log() {
-    let namespace = &environment()[vars::METRICS_NAMESPACE];
-    let alarm = alarm_on(namespace, "EventsKeptOnlyInLog");
-    assert!(watches_the_function(alarm));
-    assert_eq!(setting(&alarm["Threshold"]).default, 0.0);
-}
-
 // ---------------------------------------------------- least privilege --
 
 #[test]
