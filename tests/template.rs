@@ -803,23 +803,88 @@ fn bridge_metric_alarms_use_the_function_s_namespace_and_metric_names() {
     );
 }
 
+/// The topic the alarms notify: the template's one SNS topic.
+fn alarm_topic() -> &'static str {
+    let topics = resources_of_type("AWS::SNS::Topic");
+    assert_eq!(topics.len(), 1, "expected one alarm topic");
+    topics[0].0
+}
+
 #[test]
-fn every_alarm_notifies_an_encrypted_topic_with_an_optional_email_subscription() {
+fn every_alarm_notifies_the_encrypted_alarm_topic_when_it_fires_and_when_it_clears() {
+    let topic = alarm_topic();
+    assert!(
+        !resource(topic)["Properties"]["KmsMasterKeyId"].is_null(),
+        "{topic} is not encrypted"
+    );
     for (name, alarm) in alarms() {
-        let topics: Vec<&str> = listed(&alarm["AlarmActions"])
-            .into_iter()
-            .filter_map(ref_target)
-            .collect();
-        assert!(!topics.is_empty(), "{name} has no AlarmActions");
-        for topic in topics {
-            assert_eq!(type_of(topic), "AWS::SNS::Topic", "{name}");
-            assert!(
-                !resource(topic)["Properties"]["KmsMasterKeyId"].is_null(),
-                "{topic} is not encrypted"
+        for actions in ["AlarmActions", "OKActions"] {
+            let targets: Vec<&Value> = listed(&alarm[actions]);
+            assert_eq!(
+                targets.iter().map(|t| ref_target(t)).collect::<Vec<_>>(),
+                [Some(topic)],
+                "{name}: {actions}"
             );
         }
     }
-    for (name, subscription) in resources_of_type("AWS::SNS::Subscription") {
-        assert!(subscription.get("Condition").is_some(), "{name} is not optional");
+}
+
+#[test]
+fn the_alarm_email_has_no_default_and_is_always_subscribed() {
+    let p = parameter("AlarmEmail");
+    assert!(
+        p.get("Default").is_none(),
+        "AlarmEmail must be given by every deployment: {p}"
+    );
+    assert!(
+        number(&p["MinLength"]).is_some_and(|n| n >= 3.0),
+        "an empty AlarmEmail must be refused: {p}"
+    );
+    let emails: Vec<(&str, &Value)> = resources_of_type("AWS::SNS::Subscription")
+        .into_iter()
+        .filter(|(_, s)| s["Properties"]["Protocol"] == "email")
+        .collect();
+    assert_eq!(emails.len(), 1, "expected one e-mail subscription");
+    let (name, subscription) = emails[0];
+    assert!(subscription.get("Condition").is_none(), "{name} must not be optional");
+    assert_eq!(ref_target(&subscription["Properties"]["Endpoint"]), Some("AlarmEmail"));
+    assert_eq!(ref_target(&subscription["Properties"]["TopicArn"]), Some(alarm_topic()));
+}
+
+/// The deploy workflow passes every parameter the template has no default
+/// for, always (not through its `add` helper, which drops an empty value),
+/// from a variable it refuses to run without.
+#[test]
+fn the_deploy_workflow_always_passes_the_parameters_without_a_default() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/.github/workflows/deploy.yml");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let workflow: serde_norway::Value =
+        serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path} is not YAML: {e}"));
+    let script = workflow["jobs"]["deploy"]["steps"]
+        .as_sequence()
+        .expect("the deploy job has steps")
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .find(|run| run.contains("sam deploy"))
+        .expect("a step runs sam deploy");
+    let required: Vec<&str> = template()["Parameters"]
+        .as_object()
+        .expect("template has Parameters")
+        .iter()
+        .filter(|(_, p)| p.get("Default").is_none())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert!(required.contains(&"AlarmEmail"), "{required:?}");
+    for name in required {
+        let prefix = format!("overrides+=(\"{name}=$");
+        let variable = script
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.strip_suffix("\")"))
+            .unwrap_or_else(|| panic!("{path}: {name} is not always passed (expected {prefix}VARIABLE\"))"));
+        assert!(
+            script.contains(&format!(": \"${{{variable}:?")),
+            "{path}: {name} comes from {variable}, which the step does not require"
+        );
     }
 }
