@@ -811,13 +811,14 @@ fn alarm_topic() -> &'static str {
 }
 
 #[test]
-fn every_alarm_notifies_the_encrypted_alarm_topic_when_it_fires_and_when_it_clears() {
+fn every_alarm_says_what_happened_and_notifies_the_encrypted_alarm_topic_when_it_fires_and_clears() {
     let topic = alarm_topic();
     assert!(
         !resource(topic)["Properties"]["KmsMasterKeyId"].is_null(),
         "{topic} is not encrypted"
     );
     for (name, alarm) in alarms() {
+        description(name, alarm);
         for actions in ["AlarmActions", "OKActions"] {
             let targets: Vec<&Value> = listed(&alarm[actions]);
             assert_eq!(
@@ -887,4 +888,517 @@ fn the_deploy_workflow_always_passes_the_parameters_without_a_default() {
             "{path}: {name} comes from {variable}, which the step does not require"
         );
     }
+}
+
+// ------------------------------------------------ alarms along the path --
+//
+// Every stage that can drop data alarms. The checks below do not only look
+// for the alarms: they run each one, through a small model of how
+// CloudWatch evaluates an alarm and its metric math, over the data points a
+// healthy, an idle and a failing pipeline would give it.
+
+/// A metric an alarm watches, alone or as one query of its metric math.
+#[derive(Debug)]
+struct Watched {
+    /// The query's Id in the alarm's metric math; `None` for a plain alarm.
+    id: Option<&'static str>,
+    /// A literal, or the `!Ref` of the bridge's own namespace.
+    namespace: &'static Value,
+    name: &'static str,
+    dimensions: Vec<(&'static str, &'static Value)>,
+    stat: &'static str,
+    period: f64,
+}
+
+impl Watched {
+    /// The resource whose `!Ref` is the value of the dimension `name`.
+    fn dimension(&self, name: &str) -> Option<&'static str> {
+        self.dimensions
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| ref_target(v))
+    }
+}
+
+fn watched(alarm: &'static Value) -> Vec<Watched> {
+    let metric = |id: Option<&'static str>, m: &'static Value, stat: &'static Value, period: &'static Value| Watched {
+        id,
+        namespace: &m["Namespace"],
+        name: literal(&m["MetricName"], "MetricName"),
+        dimensions: listed(&m["Dimensions"])
+            .into_iter()
+            .map(|d| (literal(&d["Name"], "dimension Name"), &d["Value"]))
+            .collect(),
+        stat: literal(stat, "statistic"),
+        period: number(period).unwrap_or_else(|| panic!("Period {period} is not a number")),
+    };
+    if alarm.get("Metrics").is_some() {
+        listed(&alarm["Metrics"])
+            .into_iter()
+            .filter(|q| q.get("MetricStat").is_some())
+            .map(|q| {
+                let stat = &q["MetricStat"];
+                metric(q["Id"].as_str(), &stat["Metric"], &stat["Stat"], &stat["Period"])
+            })
+            .collect()
+    } else {
+        vec![metric(None, alarm, &alarm["Statistic"], &alarm["Period"])]
+    }
+}
+
+/// The alarms that watch `namespace` `metric`, with that metric.
+fn alarms_watching(namespace: &str, metric: &str) -> Vec<(&'static str, &'static Value, Watched)> {
+    alarms()
+        .into_iter()
+        .flat_map(|(name, alarm)| {
+            watched(alarm)
+                .into_iter()
+                .filter(|w| w.namespace == namespace && w.name == metric)
+                .map(move |w| (name, alarm, w))
+        })
+        .collect()
+}
+
+/// The one alarm on `metric` of the delivery stream `stream`.
+fn stream_alarm(metric: &str, stream: &str) -> (&'static str, &'static Value, Watched) {
+    let mut found: Vec<_> = alarms_watching("AWS/Firehose", metric)
+        .into_iter()
+        .filter(|(_, _, w)| w.dimension("DeliveryStreamName") == Some(stream))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one alarm on {metric} of {stream}, found {:?}",
+        found.iter().map(|f| f.0).collect::<Vec<_>>()
+    );
+    let (name, alarm, metric) = found.remove(0);
+    assert_eq!(
+        resource(name).get("Condition"),
+        resource(stream).get("Condition"),
+        "{name} must exist exactly when {stream} does"
+    );
+    (name, alarm, metric)
+}
+
+/// The alarm's description, as written (`${...}` left in).
+fn description(name: &str, alarm: &Value) -> &'static str {
+    let text = resource(name)["Properties"]["AlarmDescription"]
+        .get("Fn::Sub")
+        .unwrap_or(&resource(name)["Properties"]["AlarmDescription"]);
+    let text = literal(text, "AlarmDescription");
+    assert!(!text.trim().is_empty(), "{name}: empty AlarmDescription ({alarm})");
+    text
+}
+
+/// Data points for one period: each metric's value by metric name; a
+/// metric not named has no data point in that period.
+type Period<'a> = &'a [(&'a str, f64)];
+
+/// Whether `alarm` is in ALARM after `periods` (oldest first), with the
+/// parameters in `params` (the others at their defaults). Only the last
+/// EvaluationPeriods periods count, DatapointsToAlarm of them must breach,
+/// and a period without a value counts as TreatMissingData says
+/// (`missing` and `ignore` taken as not breaching).
+fn fires(name: &str, alarm: &Value, periods: &[Period], params: &[(&str, f64)]) -> bool {
+    let parameter_value = |p: &str| {
+        params
+            .iter()
+            .find(|(n, _)| *n == p)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| number(&parameter(p)["Default"]).unwrap_or_else(|| panic!("{p} has no default")))
+    };
+    let n = number(&alarm["EvaluationPeriods"]).expect("EvaluationPeriods") as usize;
+    let m = number(&alarm["DatapointsToAlarm"]).map_or(n, |m| m as usize);
+    let threshold = match ref_target(&alarm["Threshold"]) {
+        Some(p) => parameter_value(p),
+        None => number(&alarm["Threshold"]).expect("Threshold"),
+    };
+    let metrics = watched(resource(name).get("Properties").expect("Properties"));
+    let missing_breaches = alarm["TreatMissingData"] == "breaching";
+    let recent = &periods[periods.len().saturating_sub(n)..];
+    let breaching = (0..n - recent.len())
+        .map(|_| None)
+        .chain(recent.iter().map(|period| {
+            let by_name = |metric: &str| period.iter().find(|(n, _)| *n == metric).map(|(_, v)| *v);
+            if alarm.get("Metrics").is_some() {
+                let queries = listed(&alarm["Metrics"]);
+                let returned: Vec<&&Value> = queries.iter().filter(|q| q["ReturnData"] != false).collect();
+                assert_eq!(returned.len(), 1, "{name}: one query returns the alarm's value");
+                let expression = substituted(&returned[0]["Expression"], &parameter_value);
+                math::eval(&expression, &|id| {
+                    let metric = metrics
+                        .iter()
+                        .find(|w| w.id == Some(id))
+                        .unwrap_or_else(|| panic!("{name}: {expression} names no query {id}"));
+                    by_name(metric.name)
+                })
+            } else {
+                by_name(metrics[0].name)
+            }
+        }))
+        .map(|value| match value {
+            None => missing_breaches,
+            Some(v) => match literal(&alarm["ComparisonOperator"], "ComparisonOperator") {
+                "GreaterThanThreshold" => v > threshold,
+                "GreaterThanOrEqualToThreshold" => v >= threshold,
+                "LessThanThreshold" => v < threshold,
+                "LessThanOrEqualToThreshold" => v <= threshold,
+                other => panic!("{name}: {other}"),
+            },
+        })
+        .filter(|b| *b)
+        .count();
+    breaching >= m
+}
+
+/// A literal string, or an `Fn::Sub` of one with `${Parameter}` replaced.
+fn substituted(value: &Value, parameter_value: &dyn Fn(&str) -> f64) -> String {
+    let Some(text) = value.get("Fn::Sub") else {
+        return literal(value, "Expression").to_owned();
+    };
+    let mut text = literal(text, "Fn::Sub").to_owned();
+    while let Some(start) = text.find("${") {
+        let end = start + text[start..].find('}').expect("unclosed ${");
+        let name = text[start + 2..end].to_owned();
+        text.replace_range(start..=end, &parameter_value(&name).to_string());
+    }
+    text
+}
+
+/// A model of CloudWatch metric math, enough for this template's alarms:
+/// numbers, query ids, `+ - * /`, comparisons (1 or 0), `AND`/`&&`,
+/// `OR`/`||`, `IF(condition, then, else)` and `FILL(series, value)`. A
+/// missing data point (`None`) makes what it touches missing, as in
+/// CloudWatch; `FILL` replaces it.
+mod math {
+    pub fn eval(expression: &str, var: &dyn Fn(&str) -> Option<f64>) -> Option<f64> {
+        let mut parser = Parser {
+            tokens: tokens(expression),
+            at: 0,
+            var,
+        };
+        let value = parser.or();
+        assert_eq!(parser.at, parser.tokens.len(), "cannot read all of {expression}");
+        value
+    }
+
+    fn tokens(text: &str) -> Vec<String> {
+        let chars: Vec<char> = text.chars().collect();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            let start = i;
+            if c.is_whitespace() {
+                i += 1;
+                continue;
+            } else if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.' || chars[i] == '_') {
+                    i += 1;
+                }
+            } else if i + 1 < chars.len()
+                && ["==", "!=", ">=", "<=", "&&", "||"].contains(&&*format!("{c}{}", chars[i + 1]))
+            {
+                i += 2;
+            } else if "+-*/(),<>".contains(c) {
+                i += 1;
+            } else {
+                panic!("unexpected {c:?} in {text}");
+            }
+            out.push(chars[start..i].iter().collect());
+        }
+        out
+    }
+
+    struct Parser<'a> {
+        tokens: Vec<String>,
+        at: usize,
+        var: &'a dyn Fn(&str) -> Option<f64>,
+    }
+
+    fn both(a: Option<f64>, b: Option<f64>, f: impl Fn(f64, f64) -> f64) -> Option<f64> {
+        Some(f(a?, b?))
+    }
+
+    fn truth(b: bool) -> f64 {
+        if b { 1.0 } else { 0.0 }
+    }
+
+    impl Parser<'_> {
+        fn peek(&self) -> Option<&str> {
+            self.tokens.get(self.at).map(String::as_str)
+        }
+
+        fn take(&mut self, expected: &str) {
+            assert_eq!(self.peek(), Some(expected), "at token {}", self.at);
+            self.at += 1;
+        }
+
+        fn or(&mut self) -> Option<f64> {
+            let mut value = self.and();
+            while matches!(self.peek(), Some("OR" | "||")) {
+                self.at += 1;
+                let right = self.and();
+                value = both(value, right, |a, b| truth(a != 0.0 || b != 0.0));
+            }
+            value
+        }
+
+        fn and(&mut self) -> Option<f64> {
+            let mut value = self.comparison();
+            while matches!(self.peek(), Some("AND" | "&&")) {
+                self.at += 1;
+                let right = self.comparison();
+                value = both(value, right, |a, b| truth(a != 0.0 && b != 0.0));
+            }
+            value
+        }
+
+        fn comparison(&mut self) -> Option<f64> {
+            let left = self.sum();
+            let op = match self.peek() {
+                Some(op @ ("==" | "!=" | ">" | "<" | ">=" | "<=")) => op.to_owned(),
+                _ => return left,
+            };
+            self.at += 1;
+            let right = self.sum();
+            both(left, right, |a, b| {
+                truth(match op.as_str() {
+                    "==" => a == b,
+                    "!=" => a != b,
+                    ">" => a > b,
+                    "<" => a < b,
+                    ">=" => a >= b,
+                    _ => a <= b,
+                })
+            })
+        }
+
+        fn sum(&mut self) -> Option<f64> {
+            let mut value = self.product();
+            while let Some(op @ ("+" | "-")) = self.peek() {
+                let minus = op == "-";
+                self.at += 1;
+                let right = self.product();
+                value = both(value, right, |a, b| if minus { a - b } else { a + b });
+            }
+            value
+        }
+
+        fn product(&mut self) -> Option<f64> {
+            let mut value = self.primary();
+            while let Some(op @ ("*" | "/")) = self.peek() {
+                let divide = op == "/";
+                self.at += 1;
+                let right = self.primary();
+                value = both(value, right, |a, b| if divide { a / b } else { a * b });
+            }
+            value
+        }
+
+        fn primary(&mut self) -> Option<f64> {
+            let token = self.peek().expect("an expression ends too soon").to_owned();
+            self.at += 1;
+            if token == "(" {
+                let value = self.or();
+                self.take(")");
+                return value;
+            }
+            if let Ok(n) = token.parse::<f64>() {
+                return Some(n);
+            }
+            if self.peek() != Some("(") {
+                return (self.var)(&token);
+            }
+            self.take("(");
+            let mut args = vec![self.or()];
+            while self.peek() == Some(",") {
+                self.at += 1;
+                args.push(self.or());
+            }
+            self.take(")");
+            match (token.as_str(), args.as_slice()) {
+                ("IF", [condition, then, otherwise]) => {
+                    if condition.as_ref()? != &0.0 {
+                        *then
+                    } else {
+                        *otherwise
+                    }
+                }
+                ("FILL", [series, value]) => series.or(*value),
+                (function, args) => panic!("no model of {function} with {} arguments", args.len()),
+            }
+        }
+    }
+}
+
+#[test]
+fn every_delivery_stream_alarms_when_its_delivery_to_s3_is_late() {
+    for stream in delivery_streams() {
+        let (name, alarm, metric) = stream_alarm("DeliveryToS3.DataFreshness", stream);
+        assert_eq!(metric.stat, "Maximum", "{name}: the oldest record counts");
+        // Records wait in Firehose up to the buffer interval: the alarm must
+        // allow that much, whatever BufferIntervalSeconds a deployment
+        // chooses, and fire when a record has waited long past it.
+        let interval = &s3_destination(stream)["BufferingHints"]["IntervalInSeconds"];
+        let parameter_name = ref_target(interval).expect("IntervalInSeconds is a parameter");
+        let bounds = setting(interval);
+        for buffer in [bounds.lowest, Some(bounds.default), bounds.highest] {
+            let buffer = buffer.expect("BufferIntervalSeconds is bounded");
+            let params = [(parameter_name, buffer)];
+            let freshness = |age: f64| [("DeliveryToS3.DataFreshness", age)];
+            assert!(
+                !fires(name, alarm, &[&freshness(buffer + 60.0)], &params),
+                "{name} fires on a healthy stream (BufferIntervalSeconds {buffer})"
+            );
+            assert!(
+                fires(name, alarm, &[&freshness(buffer + 900.0)], &params),
+                "{name} is silent on a record held 15 min past BufferIntervalSeconds {buffer}"
+            );
+            assert!(!fires(name, alarm, &[&[]], &params), "{name} fires on an idle stream");
+        }
+        let text = description(name, alarm);
+        for needed in ["24 h", "bucket policy", "${FirehoseRole}", "KMS", "${FirehoseLogGroup}"] {
+            assert!(
+                text.contains(needed),
+                "{name}: the description does not mention {needed}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_delivery_stream_alarms_when_its_writes_to_s3_keep_failing() {
+    for stream in delivery_streams() {
+        let (name, alarm, metric) = stream_alarm("DeliveryToS3.Success", stream);
+        assert!(["Average", "Minimum"].contains(&metric.stat), "{name}: {}", metric.stat);
+        let success = |share: f64| [("DeliveryToS3.Success", share)];
+        assert!(fires(name, alarm, &[&success(0.0), &success(0.0)], &[]), "{name}");
+        assert!(fires(name, alarm, &[&success(0.9), &success(0.5)], &[]), "{name}");
+        assert!(!fires(name, alarm, &[&success(1.0), &success(1.0)], &[]), "{name}");
+        assert!(!fires(name, alarm, &[&[], &[]], &[]), "{name} fires on an idle stream");
+        // One period with a failed PUT that Firehose's retry then wrote is
+        // not worth waking anyone for.
+        assert!(!fires(name, alarm, &[&success(1.0), &success(0.9)], &[]), "{name}");
+        let text = description(name, alarm);
+        for needed in ["24 h", "bucket policy", "${FirehoseRole}", "KMS", "${FirehoseLogGroup}"] {
+            assert!(
+                text.contains(needed),
+                "{name}: the description does not mention {needed}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_delivery_stream_alarms_when_firehose_keeps_throttling_it() {
+    let rejects = ref_target(&environment()[vars::REJECTS_DELIVERY_STREAM]).unwrap();
+    for stream in delivery_streams() {
+        let (name, alarm, metric) = stream_alarm("ThrottledRecords", stream);
+        assert_eq!(metric.stat, "Sum", "{name}");
+        let throttled = |records: f64| [("ThrottledRecords", records)];
+        assert!(
+            fires(
+                name,
+                alarm,
+                &[&throttled(0.0), &throttled(40.0), &throttled(300.0)],
+                &[]
+            ),
+            "{name}"
+        );
+        assert!(
+            !fires(name, alarm, &[&throttled(0.0), &throttled(0.0), &throttled(0.0)], &[]),
+            "{name}"
+        );
+        assert!(
+            !fires(name, alarm, &[&[], &[], &[]], &[]),
+            "{name} fires on an idle stream"
+        );
+        // A single burst is resent by the function; a lasting one alarms.
+        assert!(!fires(name, alarm, &[&[], &[], &throttled(10.0)], &[]), "{name}");
+        let text = description(name, alarm);
+        assert!(
+            text.contains("quota"),
+            "{name}: the description does not say to ask for a quota"
+        );
+        if stream != rejects {
+            assert!(
+                text.contains("DeliveryStreamCount"),
+                "{name}: the description does not say to add a delivery stream"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_alarm_fires_when_lambda_cannot_keep_a_batch_it_gave_up_on() {
+    undelivered_bucket(); // the on-failure destination is there to fail
+    let found = alarms_watching("AWS/Lambda", "DestinationDeliveryFailures");
+    assert_eq!(found.len(), 1, "expected one alarm on DestinationDeliveryFailures");
+    let (name, alarm, metric) = &found[0];
+    assert_eq!(metric.dimension("FunctionName"), Some(function().0), "{name}");
+    assert_eq!(metric.stat, "Sum", "{name}");
+    let failures = |n: f64| [("DestinationDeliveryFailures", n)];
+    assert!(fires(name, alarm, &[&failures(1.0)], &[]), "{name}");
+    assert!(!fires(name, alarm, &[&failures(0.0)], &[]), "{name}");
+    assert!(!fires(name, alarm, &[&[]], &[]), "{name}");
+    assert!(description(name, alarm).contains("RetentionPeriodHours"), "{name}");
+}
+
+#[test]
+fn an_alarm_fires_when_records_arrive_but_the_mapping_does_not_invoke_the_function() {
+    let stream = arn_of(&kinesis_event()["Stream"]).unwrap();
+    let found: Vec<_> = alarms_watching("AWS/Kinesis", "IncomingRecords")
+        .into_iter()
+        .filter(|(_, _, w)| w.dimension("StreamName") == Some(stream))
+        .filter(|(_, alarm, _)| {
+            watched(alarm).iter().any(|w| {
+                w.name == "Invocations"
+                    && w.namespace == "AWS/Lambda"
+                    && w.dimension("FunctionName") == Some(function().0)
+            })
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one alarm on IncomingRecords against Invocations"
+    );
+    let (name, alarm, _) = &found[0];
+    for metric in watched(alarm) {
+        assert_eq!(metric.stat, "Sum", "{name}: {}", metric.name);
+        let window = metric.period * number(&alarm["EvaluationPeriods"]).unwrap();
+        assert_eq!(window, 900.0, "{name}: a stall is 15 minutes of it");
+    }
+    let records = ("IncomingRecords", 1000.0);
+    let invoked = ("Invocations", 20.0);
+    let not_invoking: Period = &[records, ("Invocations", 0.0)];
+    let healthy: Period = &[records, invoked];
+    let idle_as_zero: Period = &[("IncomingRecords", 0.0)];
+    // A disabled mapping invokes nothing and reports nothing: no data point.
+    assert!(
+        fires(name, alarm, &[&[records], &[records], &[records]], &[]),
+        "{name}: disabled"
+    );
+    assert!(fires(name, alarm, &[not_invoking; 3], &[]), "{name}: not invoking");
+    assert!(!fires(name, alarm, &[healthy; 3], &[]), "{name}: healthy");
+    assert!(!fires(name, alarm, &[&[], &[], &[]], &[]), "{name}: idle");
+    assert!(
+        !fires(name, alarm, &[idle_as_zero; 3], &[]),
+        "{name}: idle, reported as 0"
+    );
+    assert!(
+        !fires(
+            name,
+            alarm,
+            &[&[records, invoked], &[records], &[records, invoked]],
+            &[]
+        ),
+        "{name}: one quiet period is no stall"
+    );
+    assert!(
+        !fires(name, alarm, &[&[records], &[records], &[records, invoked]], &[]),
+        "{name}: it has started again"
+    );
+    assert!(description(name, alarm).contains("RetentionPeriodHours"), "{name}");
 }
