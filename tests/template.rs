@@ -1402,3 +1402,152 @@ fn an_alarm_fires_when_records_arrive_but_the_mapping_does_not_invoke_the_functi
     );
     assert!(description(name, alarm).contains("RetentionPeriodHours"), "{name}");
 }
+
+// ---------------------------------------------------------- dashboard --
+
+/// The dashboard's body as CloudFormation would render it, with every
+/// HasStreamN condition true (`all_streams`) or false, parameters at their
+/// defaults and each resource's name standing for itself.
+fn dashboard(all_streams: bool) -> Value {
+    let dashboards = resources_of_type("AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboards.len(), 1, "expected one dashboard");
+    let body = &dashboards[0].1["Properties"]["DashboardBody"]["Fn::Sub"];
+    let (text, variables) = match listed(body).as_slice() {
+        [text, variables] => (literal(text, "DashboardBody"), *variables),
+        _ => panic!("DashboardBody is not an Fn::Sub of a text and its variables"),
+    };
+    fn render(text: &str, lookup: &dyn Fn(&str) -> String) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            let end = start + rest[start..].find('}').expect("unclosed ${");
+            out.push_str(&rest[..start]);
+            out.push_str(&lookup(&rest[start + 2..end]));
+            rest = &rest[end + 1..];
+        }
+        out + rest
+    }
+    let plain = |name: &str| -> String {
+        if name == "AWS::Region" {
+            return "us-east-1".to_owned();
+        }
+        if let Some(p) = template()["Parameters"].get(name) {
+            return match &p["Default"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+        }
+        assert!(
+            resources().contains_key(name),
+            "the dashboard names ${{{name}}}, which is not in the template"
+        );
+        name.to_owned()
+    };
+    let variable = |name: &str| -> String {
+        let Some(value) = variables.get(name) else {
+            return plain(name);
+        };
+        let (_, then, otherwise) = if_of(value);
+        let chosen = if all_streams { then } else { otherwise };
+        match chosen.get("Fn::Sub") {
+            Some(text) => render(literal(text, name), &plain),
+            None => literal(chosen, name).to_owned(),
+        }
+    };
+    let rendered = render(text, &variable);
+    serde_json::from_str(&rendered)
+        .unwrap_or_else(|e| panic!("the dashboard body (all streams: {all_streams}) is not JSON: {e}\n{rendered}"))
+}
+
+/// Each metric a widget draws: namespace, metric name and dimensions, with
+/// the body's "." (as the row above) and "..." (all of the row above)
+/// resolved.
+fn dashboard_metrics(widget: &Value) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for row in listed(&widget["properties"]["metrics"]) {
+        let items: Vec<&str> = listed(row).into_iter().filter_map(Value::as_str).collect();
+        let previous = rows.last().cloned().unwrap_or_default();
+        let resolved: Vec<String> = if items == ["..."] {
+            previous
+        } else {
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match *item {
+                    "." => previous.get(i).cloned().expect("\".\" with nothing above it"),
+                    other => other.to_owned(),
+                })
+                .collect()
+        };
+        rows.push(resolved);
+    }
+    rows
+}
+
+#[test]
+fn the_dashboard_renders_for_one_to_four_streams_and_shows_each_one_s_freshness_and_throttling() {
+    let rejects = ref_target(&environment()[vars::REJECTS_DELIVERY_STREAM]).unwrap();
+    for all_streams in [false, true] {
+        let body = dashboard(all_streams);
+        let widgets = listed(&body["widgets"]);
+        // Widgets on CloudWatch's 24-column grid, none over another.
+        let places: Vec<[f64; 4]> = widgets
+            .iter()
+            .map(|w| {
+                ["x", "y", "width", "height"]
+                    .map(|k| number(&w[k]).unwrap_or_else(|| panic!("widget without {k}: {w}")))
+            })
+            .collect();
+        for (i, [x, y, w, h]) in places.iter().enumerate() {
+            assert!(x + w <= 24.0, "widget {i} is wider than the grid");
+            for [x2, y2, w2, h2] in &places[i + 1..] {
+                assert!(
+                    x + w <= *x2 || x2 + w2 <= *x || y + h <= *y2 || y2 + h2 <= *y,
+                    "widget {i} overlaps another"
+                );
+            }
+        }
+        let metrics: Vec<Vec<String>> = widgets
+            .iter()
+            .filter(|w| w["type"] == "metric")
+            .flat_map(|w| dashboard_metrics(w))
+            .collect();
+        let present: Vec<&str> = delivery_streams()
+            .into_iter()
+            .filter(|s| all_streams || resource(s).get("Condition").is_none())
+            .collect();
+        for metric in ["DeliveryToS3.DataFreshness", "ThrottledRecords", "DeliveryToS3.Success"] {
+            let shown: BTreeSet<&str> = metrics
+                .iter()
+                .filter(|m| m[..3] == ["AWS/Firehose", metric, "DeliveryStreamName"])
+                .map(|m| m[3].as_str())
+                .collect();
+            assert_eq!(
+                shown,
+                present.iter().copied().collect(),
+                "{metric} per delivery stream (all streams: {all_streams})"
+            );
+            assert!(shown.contains(rejects));
+        }
+        // The bridge's own metrics are ones it emits.
+        let namespace = parameter("MetricsNamespace")["Default"].as_str().unwrap();
+        for m in metrics.iter().filter(|m| m[0] == namespace) {
+            assert!(
+                metrics::NAMES.contains(&m[1].as_str()),
+                "the bridge emits no metric {}",
+                m[1]
+            );
+        }
+        let advice: Vec<&str> = widgets
+            .iter()
+            .filter(|w| w["type"] == "text")
+            .filter_map(|w| w["properties"]["markdown"].as_str())
+            .collect();
+        assert!(
+            advice
+                .iter()
+                .any(|t| t.contains("Throttled") && t.contains("DeliveryStreamCount") && t.contains("quota")),
+            "no text on the dashboard says what to do about throttling: {advice:?}"
+        );
+    }
+}
