@@ -3,7 +3,12 @@
 //! mapping handles failure, that Firehose access is `PutRecordBatch` on this
 //! stack's delivery streams only, and that the function's environment speaks
 //! the bridge's configuration names (`config::vars::ALL`) and its alarms the
-//! bridge's metric names (`metrics::NAMES`).
+//! bridge's metric names (`metrics::NAMES`). And that every stage that can
+//! drop data alarms (Firehose's delivery to S3 and its throttling, for every
+//! delivery stream; the mapping's on-failure writes; a stalled mapping): each
+//! alarm is run through a small model of CloudWatch's alarm evaluation over
+//! healthy, idle and failing data points, so a test fails when an alarm
+//! would stay silent, or cry wolf.
 //!
 //! The YAML is read with `serde_norway`, which keeps CloudFormation's short
 //! tags (`!Ref`, `!GetAtt`, `!Sub`, `!If`, ...) as tagged values; they are
