@@ -3,7 +3,12 @@
 //! mapping handles failure, that Firehose access is `PutRecordBatch` on this
 //! stack's delivery streams only, and that the function's environment speaks
 //! the bridge's configuration names (`config::vars::ALL`) and its alarms the
-//! bridge's metric names (`metrics::NAMES`).
+//! bridge's metric names (`metrics::NAMES`). And that every stage that can
+//! drop data alarms (Firehose's delivery to S3 and its throttling, for every
+//! delivery stream; the mapping's on-failure writes; a stalled mapping): each
+//! alarm is run through a small model of CloudWatch's alarm evaluation over
+//! healthy, idle and failing data points, so a test fails when an alarm
+//! would stay silent, or cry wolf.
 //!
 //! The YAML is read with `serde_norway`, which keeps CloudFormation's short
 //! tags (`!Ref`, `!GetAtt`, `!Sub`, `!If`, ...) as tagged values; they are
@@ -356,10 +361,16 @@ fn event_source_mapping_gives_up_on_records_before_the_stream_drops_them() {
     assert!(age.highest.is_some_and(|n| n <= 604_800.0), "{age:?}");
     let (stream_name, _) = resources_of_type("AWS::Kinesis::Stream")[0];
     let retention = setting(&resource(stream_name)["Properties"]["RetentionPeriodHours"]);
+    // Not only by default: no pair of values a deployment may give lets a
+    // record expire from the stream before the mapping gives up on it (and
+    // writes its batch to the bucket).
+    let shortest_retention_s = retention.lowest.expect("RetentionPeriodHours has a lower bound") * 3600.0;
+    let oldest_age_s = age.highest.expect("MaximumRecordAgeInSeconds has an upper bound");
     assert!(
-        age.default < retention.default * 3600.0,
-        "by default a failing batch must be given up on (and dead-lettered) before it expires: {age:?} vs {retention:?} h"
+        oldest_age_s < shortest_retention_s,
+        "MaximumRecordAgeInSeconds may be {oldest_age_s} s, but the stream may keep records only {shortest_retention_s} s"
     );
+    assert!(age.default < retention.default * 3600.0, "{age:?} vs {retention:?} h");
 }
 
 /// The bucket the function keeps undelivered records in, and the event
@@ -471,14 +482,6 @@ fn the_function_keeps_undelivered_records_in_the_same_bucket_and_may_write_only_
     }
     assert_eq!(puts.len(), 3, "{puts:?}");
     assert_eq!(lists, 1, "Lambda needs s3:ListBucket for an S3 on-failure destination");
-}
-
-#[test]
-fn an_alarm_fires_when_an_undelivered_event_is_left_only_in_the_log() {
-    let namespace = &environment()[vars::METRICS_NAMESPACE];
-    let alarm = alarm_on(namespace, "EventsKeptOnlyInLog");
-    assert!(watches_the_function(alarm));
-    assert_eq!(setting(&alarm["Threshold"]).default, 0.0);
 }
 
 // ---------------------------------------------------- least privilege --
@@ -805,23 +808,751 @@ fn bridge_metric_alarms_use_the_function_s_namespace_and_metric_names() {
     );
 }
 
+/// The topic the alarms notify: the template's one SNS topic.
+fn alarm_topic() -> &'static str {
+    let topics = resources_of_type("AWS::SNS::Topic");
+    assert_eq!(topics.len(), 1, "expected one alarm topic");
+    topics[0].0
+}
+
 #[test]
-fn every_alarm_notifies_an_encrypted_topic_with_an_optional_email_subscription() {
+fn every_alarm_says_what_happened_and_notifies_the_encrypted_alarm_topic_when_it_fires_and_clears() {
+    let topic = alarm_topic();
+    assert!(
+        !resource(topic)["Properties"]["KmsMasterKeyId"].is_null(),
+        "{topic} is not encrypted"
+    );
     for (name, alarm) in alarms() {
-        let topics: Vec<&str> = listed(&alarm["AlarmActions"])
-            .into_iter()
-            .filter_map(ref_target)
-            .collect();
-        assert!(!topics.is_empty(), "{name} has no AlarmActions");
-        for topic in topics {
-            assert_eq!(type_of(topic), "AWS::SNS::Topic", "{name}");
-            assert!(
-                !resource(topic)["Properties"]["KmsMasterKeyId"].is_null(),
-                "{topic} is not encrypted"
+        description(name, alarm);
+        for actions in ["AlarmActions", "OKActions"] {
+            let targets: Vec<&Value> = listed(&alarm[actions]);
+            assert_eq!(
+                targets.iter().map(|t| ref_target(t)).collect::<Vec<_>>(),
+                [Some(topic)],
+                "{name}: {actions}"
             );
         }
     }
-    for (name, subscription) in resources_of_type("AWS::SNS::Subscription") {
-        assert!(subscription.get("Condition").is_some(), "{name} is not optional");
+}
+
+#[test]
+fn the_alarm_email_has_no_default_and_is_always_subscribed() {
+    let p = parameter("AlarmEmail");
+    assert!(
+        p.get("Default").is_none(),
+        "AlarmEmail must be given by every deployment: {p}"
+    );
+    assert!(
+        number(&p["MinLength"]).is_some_and(|n| n >= 3.0),
+        "an empty AlarmEmail must be refused: {p}"
+    );
+    let emails: Vec<(&str, &Value)> = resources_of_type("AWS::SNS::Subscription")
+        .into_iter()
+        .filter(|(_, s)| s["Properties"]["Protocol"] == "email")
+        .collect();
+    assert_eq!(emails.len(), 1, "expected one e-mail subscription");
+    let (name, subscription) = emails[0];
+    assert!(subscription.get("Condition").is_none(), "{name} must not be optional");
+    assert_eq!(ref_target(&subscription["Properties"]["Endpoint"]), Some("AlarmEmail"));
+    assert_eq!(ref_target(&subscription["Properties"]["TopicArn"]), Some(alarm_topic()));
+}
+
+/// The deploy workflow passes every parameter the template has no default
+/// for, always (not through its `add` helper, which drops an empty value),
+/// from a variable it refuses to run without.
+#[test]
+fn the_deploy_workflow_always_passes_the_parameters_without_a_default() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/.github/workflows/deploy.yml");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let workflow: serde_norway::Value =
+        serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path} is not YAML: {e}"));
+    let script = workflow["jobs"]["deploy"]["steps"]
+        .as_sequence()
+        .expect("the deploy job has steps")
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .find(|run| run.contains("sam deploy"))
+        .expect("a step runs sam deploy");
+    let required: Vec<&str> = template()["Parameters"]
+        .as_object()
+        .expect("template has Parameters")
+        .iter()
+        .filter(|(_, p)| p.get("Default").is_none())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert!(required.contains(&"AlarmEmail"), "{required:?}");
+    for name in required {
+        let prefix = format!("overrides+=(\"{name}=$");
+        let variable = script
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.strip_suffix("\")"))
+            .unwrap_or_else(|| panic!("{path}: {name} is not always passed (expected {prefix}VARIABLE\"))"));
+        assert!(
+            script.contains(&format!(": \"${{{variable}:?")),
+            "{path}: {name} comes from {variable}, which the step does not require"
+        );
+    }
+}
+
+// ------------------------------------------------ alarms along the path --
+//
+// Every stage that can drop data alarms. The checks below do not only look
+// for the alarms: they run each one, through a small model of how
+// CloudWatch evaluates an alarm and its metric math, over the data points a
+// healthy, an idle and a failing pipeline would give it.
+
+/// A metric an alarm watches, alone or as one query of its metric math.
+#[derive(Debug)]
+struct Watched {
+    /// The query's Id in the alarm's metric math; `None` for a plain alarm.
+    id: Option<&'static str>,
+    /// A literal, or the `!Ref` of the bridge's own namespace.
+    namespace: &'static Value,
+    name: &'static str,
+    dimensions: Vec<(&'static str, &'static Value)>,
+    stat: &'static str,
+    period: f64,
+}
+
+impl Watched {
+    /// The resource whose `!Ref` is the value of the dimension `name`.
+    fn dimension(&self, name: &str) -> Option<&'static str> {
+        self.dimensions
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| ref_target(v))
+    }
+}
+
+fn watched(alarm: &'static Value) -> Vec<Watched> {
+    let metric = |id: Option<&'static str>, m: &'static Value, stat: &'static Value, period: &'static Value| Watched {
+        id,
+        namespace: &m["Namespace"],
+        name: literal(&m["MetricName"], "MetricName"),
+        dimensions: listed(&m["Dimensions"])
+            .into_iter()
+            .map(|d| (literal(&d["Name"], "dimension Name"), &d["Value"]))
+            .collect(),
+        stat: literal(stat, "statistic"),
+        period: number(period).unwrap_or_else(|| panic!("Period {period} is not a number")),
+    };
+    if alarm.get("Metrics").is_some() {
+        listed(&alarm["Metrics"])
+            .into_iter()
+            .filter(|q| q.get("MetricStat").is_some())
+            .map(|q| {
+                let stat = &q["MetricStat"];
+                metric(q["Id"].as_str(), &stat["Metric"], &stat["Stat"], &stat["Period"])
+            })
+            .collect()
+    } else {
+        vec![metric(None, alarm, &alarm["Statistic"], &alarm["Period"])]
+    }
+}
+
+/// The alarms that watch `namespace` `metric`, with that metric.
+fn alarms_watching(namespace: &str, metric: &str) -> Vec<(&'static str, &'static Value, Watched)> {
+    alarms()
+        .into_iter()
+        .flat_map(|(name, alarm)| {
+            watched(alarm)
+                .into_iter()
+                .filter(|w| w.namespace == namespace && w.name == metric)
+                .map(move |w| (name, alarm, w))
+        })
+        .collect()
+}
+
+/// The one alarm on `metric` of the delivery stream `stream`.
+fn stream_alarm(metric: &str, stream: &str) -> (&'static str, &'static Value, Watched) {
+    let mut found: Vec<_> = alarms_watching("AWS/Firehose", metric)
+        .into_iter()
+        .filter(|(_, _, w)| w.dimension("DeliveryStreamName") == Some(stream))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one alarm on {metric} of {stream}, found {:?}",
+        found.iter().map(|f| f.0).collect::<Vec<_>>()
+    );
+    let (name, alarm, metric) = found.remove(0);
+    assert_eq!(
+        resource(name).get("Condition"),
+        resource(stream).get("Condition"),
+        "{name} must exist exactly when {stream} does"
+    );
+    (name, alarm, metric)
+}
+
+/// The alarm's description, as written (`${...}` left in).
+fn description(name: &str, alarm: &Value) -> &'static str {
+    let text = resource(name)["Properties"]["AlarmDescription"]
+        .get("Fn::Sub")
+        .unwrap_or(&resource(name)["Properties"]["AlarmDescription"]);
+    let text = literal(text, "AlarmDescription");
+    assert!(!text.trim().is_empty(), "{name}: empty AlarmDescription ({alarm})");
+    text
+}
+
+/// Data points for one period: each metric's value by metric name; a
+/// metric not named has no data point in that period.
+type Period<'a> = &'a [(&'a str, f64)];
+
+/// Whether `alarm` is in ALARM after `periods` (oldest first), with the
+/// parameters in `params` (the others at their defaults). Only the last
+/// EvaluationPeriods periods count, DatapointsToAlarm of them must breach,
+/// and a period without a value counts as TreatMissingData says
+/// (`missing` and `ignore` taken as not breaching).
+fn fires(name: &str, alarm: &Value, periods: &[Period], params: &[(&str, f64)]) -> bool {
+    let parameter_value = |p: &str| {
+        params
+            .iter()
+            .find(|(n, _)| *n == p)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| number(&parameter(p)["Default"]).unwrap_or_else(|| panic!("{p} has no default")))
+    };
+    let n = number(&alarm["EvaluationPeriods"]).expect("EvaluationPeriods") as usize;
+    let m = number(&alarm["DatapointsToAlarm"]).map_or(n, |m| m as usize);
+    let threshold = match ref_target(&alarm["Threshold"]) {
+        Some(p) => parameter_value(p),
+        None => number(&alarm["Threshold"]).expect("Threshold"),
+    };
+    let metrics = watched(resource(name).get("Properties").expect("Properties"));
+    let missing_breaches = alarm["TreatMissingData"] == "breaching";
+    let recent = &periods[periods.len().saturating_sub(n)..];
+    let breaching = (0..n - recent.len())
+        .map(|_| None)
+        .chain(recent.iter().map(|period| {
+            let by_name = |metric: &str| period.iter().find(|(n, _)| *n == metric).map(|(_, v)| *v);
+            if alarm.get("Metrics").is_some() {
+                let queries = listed(&alarm["Metrics"]);
+                let returned: Vec<&&Value> = queries.iter().filter(|q| q["ReturnData"] != false).collect();
+                assert_eq!(returned.len(), 1, "{name}: one query returns the alarm's value");
+                let expression = substituted(&returned[0]["Expression"], &parameter_value);
+                math::eval(&expression, &|id| {
+                    let metric = metrics
+                        .iter()
+                        .find(|w| w.id == Some(id))
+                        .unwrap_or_else(|| panic!("{name}: {expression} names no query {id}"));
+                    by_name(metric.name)
+                })
+            } else {
+                by_name(metrics[0].name)
+            }
+        }))
+        .map(|value| match value {
+            None => missing_breaches,
+            Some(v) => match literal(&alarm["ComparisonOperator"], "ComparisonOperator") {
+                "GreaterThanThreshold" => v > threshold,
+                "GreaterThanOrEqualToThreshold" => v >= threshold,
+                "LessThanThreshold" => v < threshold,
+                "LessThanOrEqualToThreshold" => v <= threshold,
+                other => panic!("{name}: {other}"),
+            },
+        })
+        .filter(|b| *b)
+        .count();
+    breaching >= m
+}
+
+/// A literal string, or an `Fn::Sub` of one with `${Parameter}` replaced.
+fn substituted(value: &Value, parameter_value: &dyn Fn(&str) -> f64) -> String {
+    let Some(text) = value.get("Fn::Sub") else {
+        return literal(value, "Expression").to_owned();
+    };
+    let mut text = literal(text, "Fn::Sub").to_owned();
+    while let Some(start) = text.find("${") {
+        let end = start + text[start..].find('}').expect("unclosed ${");
+        let name = text[start + 2..end].to_owned();
+        text.replace_range(start..=end, &parameter_value(&name).to_string());
+    }
+    text
+}
+
+/// A model of CloudWatch metric math, enough for this template's alarms:
+/// numbers, query ids, `+ - * /`, comparisons (1 or 0), `AND`/`&&`,
+/// `OR`/`||`, `IF(condition, then, else)` and `FILL(series, value)`. A
+/// missing data point (`None`) makes what it touches missing, as in
+/// CloudWatch; `FILL` replaces it.
+mod math {
+    pub fn eval(expression: &str, var: &dyn Fn(&str) -> Option<f64>) -> Option<f64> {
+        let mut parser = Parser {
+            tokens: tokens(expression),
+            at: 0,
+            var,
+        };
+        let value = parser.or();
+        assert_eq!(parser.at, parser.tokens.len(), "cannot read all of {expression}");
+        value
+    }
+
+    fn tokens(text: &str) -> Vec<String> {
+        let chars: Vec<char> = text.chars().collect();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            let start = i;
+            if c.is_whitespace() {
+                i += 1;
+                continue;
+            } else if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.' || chars[i] == '_') {
+                    i += 1;
+                }
+            } else if i + 1 < chars.len()
+                && ["==", "!=", ">=", "<=", "&&", "||"].contains(&&*format!("{c}{}", chars[i + 1]))
+            {
+                i += 2;
+            } else if "+-*/(),<>".contains(c) {
+                i += 1;
+            } else {
+                panic!("unexpected {c:?} in {text}");
+            }
+            out.push(chars[start..i].iter().collect());
+        }
+        out
+    }
+
+    struct Parser<'a> {
+        tokens: Vec<String>,
+        at: usize,
+        var: &'a dyn Fn(&str) -> Option<f64>,
+    }
+
+    fn both(a: Option<f64>, b: Option<f64>, f: impl Fn(f64, f64) -> f64) -> Option<f64> {
+        Some(f(a?, b?))
+    }
+
+    fn truth(b: bool) -> f64 {
+        if b { 1.0 } else { 0.0 }
+    }
+
+    impl Parser<'_> {
+        fn peek(&self) -> Option<&str> {
+            self.tokens.get(self.at).map(String::as_str)
+        }
+
+        fn take(&mut self, expected: &str) {
+            assert_eq!(self.peek(), Some(expected), "at token {}", self.at);
+            self.at += 1;
+        }
+
+        fn or(&mut self) -> Option<f64> {
+            let mut value = self.and();
+            while matches!(self.peek(), Some("OR" | "||")) {
+                self.at += 1;
+                let right = self.and();
+                value = both(value, right, |a, b| truth(a != 0.0 || b != 0.0));
+            }
+            value
+        }
+
+        fn and(&mut self) -> Option<f64> {
+            let mut value = self.comparison();
+            while matches!(self.peek(), Some("AND" | "&&")) {
+                self.at += 1;
+                let right = self.comparison();
+                value = both(value, right, |a, b| truth(a != 0.0 && b != 0.0));
+            }
+            value
+        }
+
+        fn comparison(&mut self) -> Option<f64> {
+            let left = self.sum();
+            let op = match self.peek() {
+                Some(op @ ("==" | "!=" | ">" | "<" | ">=" | "<=")) => op.to_owned(),
+                _ => return left,
+            };
+            self.at += 1;
+            let right = self.sum();
+            both(left, right, |a, b| {
+                truth(match op.as_str() {
+                    "==" => a == b,
+                    "!=" => a != b,
+                    ">" => a > b,
+                    "<" => a < b,
+                    ">=" => a >= b,
+                    _ => a <= b,
+                })
+            })
+        }
+
+        fn sum(&mut self) -> Option<f64> {
+            let mut value = self.product();
+            while let Some(op @ ("+" | "-")) = self.peek() {
+                let minus = op == "-";
+                self.at += 1;
+                let right = self.product();
+                value = both(value, right, |a, b| if minus { a - b } else { a + b });
+            }
+            value
+        }
+
+        fn product(&mut self) -> Option<f64> {
+            let mut value = self.primary();
+            while let Some(op @ ("*" | "/")) = self.peek() {
+                let divide = op == "/";
+                self.at += 1;
+                let right = self.primary();
+                value = both(value, right, |a, b| if divide { a / b } else { a * b });
+            }
+            value
+        }
+
+        fn primary(&mut self) -> Option<f64> {
+            let token = self.peek().expect("an expression ends too soon").to_owned();
+            self.at += 1;
+            if token == "(" {
+                let value = self.or();
+                self.take(")");
+                return value;
+            }
+            if let Ok(n) = token.parse::<f64>() {
+                return Some(n);
+            }
+            if self.peek() != Some("(") {
+                return (self.var)(&token);
+            }
+            self.take("(");
+            let mut args = vec![self.or()];
+            while self.peek() == Some(",") {
+                self.at += 1;
+                args.push(self.or());
+            }
+            self.take(")");
+            match (token.as_str(), args.as_slice()) {
+                ("IF", [condition, then, otherwise]) => {
+                    if condition.as_ref()? != &0.0 {
+                        *then
+                    } else {
+                        *otherwise
+                    }
+                }
+                ("FILL", [series, value]) => series.or(*value),
+                (function, args) => panic!("no model of {function} with {} arguments", args.len()),
+            }
+        }
+    }
+}
+
+#[test]
+fn every_delivery_stream_alarms_when_its_delivery_to_s3_is_late() {
+    for stream in delivery_streams() {
+        let (name, alarm, metric) = stream_alarm("DeliveryToS3.DataFreshness", stream);
+        assert_eq!(metric.stat, "Maximum", "{name}: the oldest record counts");
+        // Records wait in Firehose up to the buffer interval: the alarm must
+        // allow that much, whatever BufferIntervalSeconds a deployment
+        // chooses, and fire when a record has waited long past it.
+        let interval = &s3_destination(stream)["BufferingHints"]["IntervalInSeconds"];
+        let parameter_name = ref_target(interval).expect("IntervalInSeconds is a parameter");
+        let bounds = setting(interval);
+        for buffer in [bounds.lowest, Some(bounds.default), bounds.highest] {
+            let buffer = buffer.expect("BufferIntervalSeconds is bounded");
+            let params = [(parameter_name, buffer)];
+            let freshness = |age: f64| [("DeliveryToS3.DataFreshness", age)];
+            assert!(
+                !fires(name, alarm, &[&freshness(buffer + 60.0)], &params),
+                "{name} fires on a healthy stream (BufferIntervalSeconds {buffer})"
+            );
+            assert!(
+                fires(name, alarm, &[&freshness(buffer + 900.0)], &params),
+                "{name} is silent on a record held 15 min past BufferIntervalSeconds {buffer}"
+            );
+            assert!(!fires(name, alarm, &[&[]], &params), "{name} fires on an idle stream");
+        }
+        let text = description(name, alarm);
+        for needed in ["24 h", "bucket policy", "${FirehoseRole}", "KMS", "${FirehoseLogGroup}"] {
+            assert!(
+                text.contains(needed),
+                "{name}: the description does not mention {needed}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_delivery_stream_alarms_when_its_writes_to_s3_keep_failing() {
+    for stream in delivery_streams() {
+        let (name, alarm, metric) = stream_alarm("DeliveryToS3.Success", stream);
+        assert!(["Average", "Minimum"].contains(&metric.stat), "{name}: {}", metric.stat);
+        let success = |share: f64| [("DeliveryToS3.Success", share)];
+        assert!(fires(name, alarm, &[&success(0.0), &success(0.0)], &[]), "{name}");
+        assert!(fires(name, alarm, &[&success(0.9), &success(0.5)], &[]), "{name}");
+        assert!(!fires(name, alarm, &[&success(1.0), &success(1.0)], &[]), "{name}");
+        assert!(!fires(name, alarm, &[&[], &[]], &[]), "{name} fires on an idle stream");
+        // One period with a failed PUT that Firehose's retry then wrote is
+        // not worth waking anyone for.
+        assert!(!fires(name, alarm, &[&success(1.0), &success(0.9)], &[]), "{name}");
+        let text = description(name, alarm);
+        for needed in ["24 h", "bucket policy", "${FirehoseRole}", "KMS", "${FirehoseLogGroup}"] {
+            assert!(
+                text.contains(needed),
+                "{name}: the description does not mention {needed}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_delivery_stream_alarms_when_firehose_keeps_throttling_it() {
+    let rejects = ref_target(&environment()[vars::REJECTS_DELIVERY_STREAM]).unwrap();
+    for stream in delivery_streams() {
+        let (name, alarm, metric) = stream_alarm("ThrottledRecords", stream);
+        assert_eq!(metric.stat, "Sum", "{name}");
+        let throttled = |records: f64| [("ThrottledRecords", records)];
+        assert!(
+            fires(
+                name,
+                alarm,
+                &[&throttled(0.0), &throttled(40.0), &throttled(300.0)],
+                &[]
+            ),
+            "{name}"
+        );
+        assert!(
+            !fires(name, alarm, &[&throttled(0.0), &throttled(0.0), &throttled(0.0)], &[]),
+            "{name}"
+        );
+        assert!(
+            !fires(name, alarm, &[&[], &[], &[]], &[]),
+            "{name} fires on an idle stream"
+        );
+        // A single burst is resent by the function; a lasting one alarms.
+        assert!(!fires(name, alarm, &[&[], &[], &throttled(10.0)], &[]), "{name}");
+        let text = description(name, alarm);
+        assert!(
+            text.contains("quota"),
+            "{name}: the description does not say to ask for a quota"
+        );
+        if stream != rejects {
+            assert!(
+                text.contains("DeliveryStreamCount"),
+                "{name}: the description does not say to add a delivery stream"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_alarm_fires_when_lambda_cannot_keep_a_batch_it_gave_up_on() {
+    undelivered_bucket(); // the on-failure destination is there to fail
+    let found = alarms_watching("AWS/Lambda", "DestinationDeliveryFailures");
+    assert_eq!(found.len(), 1, "expected one alarm on DestinationDeliveryFailures");
+    let (name, alarm, metric) = &found[0];
+    assert_eq!(metric.dimension("FunctionName"), Some(function().0), "{name}");
+    assert_eq!(metric.stat, "Sum", "{name}");
+    let failures = |n: f64| [("DestinationDeliveryFailures", n)];
+    assert!(fires(name, alarm, &[&failures(1.0)], &[]), "{name}");
+    assert!(!fires(name, alarm, &[&failures(0.0)], &[]), "{name}");
+    assert!(!fires(name, alarm, &[&[]], &[]), "{name}");
+    assert!(description(name, alarm).contains("RetentionPeriodHours"), "{name}");
+}
+
+#[test]
+fn an_alarm_fires_when_records_arrive_but_the_mapping_does_not_invoke_the_function() {
+    let stream = arn_of(&kinesis_event()["Stream"]).unwrap();
+    let found: Vec<_> = alarms_watching("AWS/Kinesis", "IncomingRecords")
+        .into_iter()
+        .filter(|(_, _, w)| w.dimension("StreamName") == Some(stream))
+        .filter(|(_, alarm, _)| {
+            watched(alarm).iter().any(|w| {
+                w.name == "Invocations"
+                    && w.namespace == "AWS/Lambda"
+                    && w.dimension("FunctionName") == Some(function().0)
+            })
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one alarm on IncomingRecords against Invocations"
+    );
+    let (name, alarm, _) = &found[0];
+    for metric in watched(alarm) {
+        assert_eq!(metric.stat, "Sum", "{name}: {}", metric.name);
+        let window = metric.period * number(&alarm["EvaluationPeriods"]).unwrap();
+        assert_eq!(window, 900.0, "{name}: a stall is 15 minutes of it");
+    }
+    let records = ("IncomingRecords", 1000.0);
+    let invoked = ("Invocations", 20.0);
+    let not_invoking: Period = &[records, ("Invocations", 0.0)];
+    let healthy: Period = &[records, invoked];
+    let idle_as_zero: Period = &[("IncomingRecords", 0.0)];
+    // A disabled mapping invokes nothing and reports nothing: no data point.
+    assert!(
+        fires(name, alarm, &[&[records], &[records], &[records]], &[]),
+        "{name}: disabled"
+    );
+    assert!(fires(name, alarm, &[not_invoking; 3], &[]), "{name}: not invoking");
+    assert!(!fires(name, alarm, &[healthy; 3], &[]), "{name}: healthy");
+    assert!(!fires(name, alarm, &[&[], &[], &[]], &[]), "{name}: idle");
+    assert!(
+        !fires(name, alarm, &[idle_as_zero; 3], &[]),
+        "{name}: idle, reported as 0"
+    );
+    assert!(
+        !fires(
+            name,
+            alarm,
+            &[&[records, invoked], &[records], &[records, invoked]],
+            &[]
+        ),
+        "{name}: one quiet period is no stall"
+    );
+    assert!(
+        !fires(name, alarm, &[&[records], &[records], &[records, invoked]], &[]),
+        "{name}: it has started again"
+    );
+    assert!(description(name, alarm).contains("RetentionPeriodHours"), "{name}");
+}
+
+// ---------------------------------------------------------- dashboard --
+
+/// The dashboard's body as CloudFormation would render it, with every
+/// HasStreamN condition true (`all_streams`) or false, parameters at their
+/// defaults and each resource's name standing for itself.
+fn dashboard(all_streams: bool) -> Value {
+    let dashboards = resources_of_type("AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboards.len(), 1, "expected one dashboard");
+    let body = &dashboards[0].1["Properties"]["DashboardBody"]["Fn::Sub"];
+    let (text, variables) = match listed(body).as_slice() {
+        [text, variables] => (literal(text, "DashboardBody"), *variables),
+        _ => panic!("DashboardBody is not an Fn::Sub of a text and its variables"),
+    };
+    fn render(text: &str, lookup: &dyn Fn(&str) -> String) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            let end = start + rest[start..].find('}').expect("unclosed ${");
+            out.push_str(&rest[..start]);
+            out.push_str(&lookup(&rest[start + 2..end]));
+            rest = &rest[end + 1..];
+        }
+        out + rest
+    }
+    let plain = |name: &str| -> String {
+        if name == "AWS::Region" {
+            return "us-east-1".to_owned();
+        }
+        if let Some(p) = template()["Parameters"].get(name) {
+            return match &p["Default"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+        }
+        assert!(
+            resources().contains_key(name),
+            "the dashboard names ${{{name}}}, which is not in the template"
+        );
+        name.to_owned()
+    };
+    let variable = |name: &str| -> String {
+        let Some(value) = variables.get(name) else {
+            return plain(name);
+        };
+        let (_, then, otherwise) = if_of(value);
+        let chosen = if all_streams { then } else { otherwise };
+        match chosen.get("Fn::Sub") {
+            Some(text) => render(literal(text, name), &plain),
+            None => literal(chosen, name).to_owned(),
+        }
+    };
+    let rendered = render(text, &variable);
+    serde_json::from_str(&rendered)
+        .unwrap_or_else(|e| panic!("the dashboard body (all streams: {all_streams}) is not JSON: {e}\n{rendered}"))
+}
+
+/// Each metric a widget draws: namespace, metric name and dimensions, with
+/// the body's "." (as the row above) and "..." (all of the row above)
+/// resolved.
+fn dashboard_metrics(widget: &Value) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for row in listed(&widget["properties"]["metrics"]) {
+        let items: Vec<&str> = listed(row).into_iter().filter_map(Value::as_str).collect();
+        let previous = rows.last().cloned().unwrap_or_default();
+        let resolved: Vec<String> = if items == ["..."] {
+            previous
+        } else {
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match *item {
+                    "." => previous.get(i).cloned().expect("\".\" with nothing above it"),
+                    other => other.to_owned(),
+                })
+                .collect()
+        };
+        rows.push(resolved);
+    }
+    rows
+}
+
+#[test]
+fn the_dashboard_renders_for_one_to_four_streams_and_shows_each_one_s_freshness_and_throttling() {
+    let rejects = ref_target(&environment()[vars::REJECTS_DELIVERY_STREAM]).unwrap();
+    for all_streams in [false, true] {
+        let body = dashboard(all_streams);
+        let widgets = listed(&body["widgets"]);
+        // Widgets on CloudWatch's 24-column grid, none over another.
+        let places: Vec<[f64; 4]> = widgets
+            .iter()
+            .map(|w| {
+                ["x", "y", "width", "height"]
+                    .map(|k| number(&w[k]).unwrap_or_else(|| panic!("widget without {k}: {w}")))
+            })
+            .collect();
+        for (i, [x, y, w, h]) in places.iter().enumerate() {
+            assert!(x + w <= 24.0, "widget {i} is wider than the grid");
+            for [x2, y2, w2, h2] in &places[i + 1..] {
+                assert!(
+                    x + w <= *x2 || x2 + w2 <= *x || y + h <= *y2 || y2 + h2 <= *y,
+                    "widget {i} overlaps another"
+                );
+            }
+        }
+        let metrics: Vec<Vec<String>> = widgets
+            .iter()
+            .filter(|w| w["type"] == "metric")
+            .flat_map(|w| dashboard_metrics(w))
+            .collect();
+        let present: Vec<&str> = delivery_streams()
+            .into_iter()
+            .filter(|s| all_streams || resource(s).get("Condition").is_none())
+            .collect();
+        for metric in ["DeliveryToS3.DataFreshness", "ThrottledRecords", "DeliveryToS3.Success"] {
+            let shown: BTreeSet<&str> = metrics
+                .iter()
+                .filter(|m| m[..3] == ["AWS/Firehose", metric, "DeliveryStreamName"])
+                .map(|m| m[3].as_str())
+                .collect();
+            assert_eq!(
+                shown,
+                present.iter().copied().collect(),
+                "{metric} per delivery stream (all streams: {all_streams})"
+            );
+            assert!(shown.contains(rejects));
+        }
+        // The bridge's own metrics are ones it emits.
+        let namespace = parameter("MetricsNamespace")["Default"].as_str().unwrap();
+        for m in metrics.iter().filter(|m| m[0] == namespace) {
+            assert!(
+                metrics::NAMES.contains(&m[1].as_str()),
+                "the bridge emits no metric {}",
+                m[1]
+            );
+        }
+        let advice: Vec<&str> = widgets
+            .iter()
+            .filter(|w| w["type"] == "text")
+            .filter_map(|w| w["properties"]["markdown"].as_str())
+            .collect();
+        assert!(
+            advice
+                .iter()
+                .any(|t| t.contains("Throttled") && t.contains("DeliveryStreamCount") && t.contains("quota")),
+            "no text on the dashboard says what to do about throttling: {advice:?}"
+        );
     }
 }
