@@ -144,6 +144,14 @@ pub fn is_date_time(text: &str) -> bool {
     matches!(text.as_bytes().get(10), Some(b'T' | b't')) && OffsetDateTime::parse(text, &Rfc3339).is_ok()
 }
 
+/// The field the default contract requires to be a non-empty string.
+pub const EVENT_TYPE: &str = "event_type";
+/// The field the default contract requires to be an RFC 3339 date-time.
+pub const TIMESTAMP: &str = "timestamp";
+/// The fields the default contract checks, in the order it names them: the
+/// columns every delivered event has (the lake's `events` table).
+pub const CONTRACT_FIELDS: [&str; 2] = [EVENT_TYPE, TIMESTAMP];
+
 /// What a valid analytics event must look like.
 pub enum Contract {
     /// A JSON object with a non-empty string `event_type` and an RFC 3339
@@ -332,8 +340,8 @@ impl<'de> Visitor<'de> for DefaultContract {
         let mut duplicate = None;
         while let Some(key) = map.next_key::<Field<'de>>()? {
             let (name, slot) = match key.as_str() {
-                Some("event_type") => ("event_type", &mut event_type),
-                Some("timestamp") => ("timestamp", &mut timestamp),
+                Some(EVENT_TYPE) => (EVENT_TYPE, &mut event_type),
+                Some(TIMESTAMP) => (TIMESTAMP, &mut timestamp),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     continue;

@@ -18,7 +18,9 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use kinesis_firehose_bridge::{config::vars, metrics};
+use kinesis_firehose_bridge::part::Part;
+use kinesis_firehose_bridge::reject::RejectLine;
+use kinesis_firehose_bridge::{config::vars, event, metrics};
 use serde_json::{Map, Value};
 
 // ------------------------------------------------------------- reading --
@@ -1554,5 +1556,340 @@ fn the_dashboard_renders_for_one_to_four_streams_and_shows_each_one_s_freshness_
                 .any(|t| t.contains("Throttled") && t.contains("DeliveryStreamCount") && t.contains("quota")),
             "no text on the dashboard says what to do about throttling: {advice:?}"
         );
+    }
+}
+
+// --------------------------------------------------------------- lake --
+//
+// The lake: Glue tables over what the delivery streams write, and an
+// Athena workgroup to query them in. Partition projection must compute the
+// very prefixes the streams write (else a query finds nothing, silently);
+// the columns must be what the bridge writes: the default contract's fields
+// (`event::CONTRACT_FIELDS`) and the fields of a reject line (`RejectLine`),
+// taken from the library, not restated here. `make demo` reads the
+// delivered objects back with DuckDB through these same tables
+// (`bridge_local::lake`).
+
+/// Every Glue table: its `TableInput` by table name.
+fn lake_tables() -> Vec<(&'static str, &'static Value)> {
+    resources_of_type("AWS::Glue::Table")
+        .into_iter()
+        .map(|(_, r)| {
+            let input = &r["Properties"]["TableInput"];
+            (literal(&input["Name"], "TableInput.Name"), input)
+        })
+        .collect()
+}
+
+fn lake_table(name: &str) -> &'static Value {
+    lake_tables()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| t)
+        .unwrap_or_else(|| panic!("no Glue table {name}"))
+}
+
+fn columns(table: &'static Value, key: &str) -> Vec<(&'static str, &'static str)> {
+    listed(&table[key])
+        .into_iter()
+        .map(|c| (literal(&c["Name"], "column Name"), literal(&c["Type"], "column Type")))
+        .collect()
+}
+
+/// The bucket the delivery streams write to (one, checked above).
+fn lake_bucket() -> &'static str {
+    let stream = delivery_streams().into_iter().next().expect("a delivery stream");
+    arn_of(&s3_destination(stream)["BucketARN"]).expect("BucketARN is a !GetAtt Arn")
+}
+
+/// The Prefix the delivery streams writing under `folder/` share.
+fn written_prefix(folder: &str) -> &'static str {
+    let prefixes: BTreeSet<&str> = delivery_streams()
+        .into_iter()
+        .map(|s| literal(&s3_destination(s)["Prefix"], "Prefix"))
+        .filter(|p| p.starts_with(&format!("{folder}/")))
+        .collect();
+    assert_eq!(prefixes.len(), 1, "streams writing under {folder}/: {prefixes:?}");
+    prefixes.first().unwrap()
+}
+
+/// The Firehose `!{timestamp:...}` format whose text an integer partition
+/// projection produces, if any: the full year, or a two-digit month, day
+/// or hour.
+fn firehose_format(projection: &Map<String, Value>, column: &str) -> Option<&'static str> {
+    let get = |what: &str| {
+        projection
+            .get(&format!("projection.{column}.{what}"))
+            .and_then(Value::as_str)
+    };
+    if get("type")? != "integer" {
+        return None;
+    }
+    let (low, high) = get("range")?.split_once(',')?;
+    let (low, high): (u32, u32) = (low.trim().parse().ok()?, high.trim().parse().ok()?);
+    match (get("digits")?, low, high) {
+        ("4", low, high) if (2000..=high).contains(&low) && high <= 9999 => Some("yyyy"),
+        ("2", 1, 12) => Some("MM"),
+        ("2", 1, 31) => Some("dd"),
+        ("2", 0, 23) => Some("HH"),
+        _ => None,
+    }
+}
+
+#[test]
+fn lake_tables_project_exactly_the_partitions_the_delivery_streams_write() {
+    let bucket = lake_bucket();
+    let tables = lake_tables();
+    assert_eq!(
+        tables.iter().map(|(n, _)| *n).collect::<BTreeSet<_>>(),
+        BTreeSet::from(["events", "events_raw", "rejects"])
+    );
+    let databases = resources_of_type("AWS::Glue::Database");
+    assert_eq!(databases.len(), 1, "one database");
+    for (_, table) in resources_of_type("AWS::Glue::Table") {
+        assert_eq!(ref_target(&table["Properties"]["DatabaseName"]), Some(databases[0].0));
+    }
+    for (name, table) in tables {
+        let folder = if name == "rejects" { "rejects" } else { "events" };
+        let prefix = written_prefix(folder);
+        assert_eq!(table["TableType"], "EXTERNAL_TABLE", "{name}");
+        let parameters = table["Parameters"].as_object().expect("table Parameters");
+        assert_eq!(parameters["projection.enabled"], "true", "{name}: no crawler needed");
+        assert_eq!(
+            table["StorageDescriptor"]["Location"]["Fn::Sub"],
+            format!("s3://${{{bucket}}}/{folder}/"),
+            "{name}: Location"
+        );
+        let location = parameters["storage.location.template"]["Fn::Sub"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: storage.location.template is not a !Sub"));
+        let mut path = location
+            .strip_prefix(&format!("s3://${{{bucket}}}/"))
+            .unwrap_or_else(|| panic!("{name}: {location} is not in the streams' bucket"))
+            .to_owned();
+        // `${!column}` is the literal `${column}` Athena fills in.
+        let keys = columns(table, "PartitionKeys");
+        for (column, ty) in &keys {
+            assert_eq!(*ty, "string", "{name}: partition {column}");
+            let format = firehose_format(parameters, column)
+                .unwrap_or_else(|| panic!("{name}: partition {column} projects no Firehose timestamp field"));
+            let placeholder = format!("${{!{column}}}");
+            assert!(path.contains(&placeholder), "{name}: {location} lacks {placeholder}");
+            path = path.replace(&placeholder, &format!("!{{timestamp:{format}}}"));
+        }
+        assert_eq!(
+            path, prefix,
+            "{name}: the projected partitions are the prefixes the delivery streams write"
+        );
+        // The partition keys come in the order of the path.
+        let order: Vec<usize> = keys
+            .iter()
+            .filter_map(|(c, _)| location.find(&format!("${{!{c}}}")))
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{name}: {keys:?}");
+        assert_eq!(
+            table["StorageDescriptor"]["InputFormat"], "org.apache.hadoop.mapred.TextInputFormat",
+            "{name}: text lines (gzip by the .gz name)"
+        );
+    }
+}
+
+#[test]
+fn events_table_has_the_contract_s_fields_and_events_raw_each_event_whole() {
+    let events = lake_table("events");
+    let expected: Vec<(&str, &str)> = event::CONTRACT_FIELDS.iter().map(|f| (*f, "string")).collect();
+    assert_eq!(columns(&events["StorageDescriptor"], "Columns"), expected);
+    let serde = &events["StorageDescriptor"]["SerdeInfo"];
+    assert_eq!(serde["SerializationLibrary"], "org.openx.data.jsonserde.JsonSerDe");
+    assert_eq!(
+        serde["Parameters"]["case.insensitive"], "false",
+        "the contract's names are case-sensitive"
+    );
+
+    let raw = lake_table("events_raw");
+    assert_eq!(columns(&raw["StorageDescriptor"], "Columns"), vec![("event", "string")]);
+    let serde = &raw["StorageDescriptor"]["SerdeInfo"];
+    assert_eq!(
+        serde["SerializationLibrary"],
+        "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
+    );
+    let delimiter = literal(&serde["Parameters"]["field.delim"], "field.delim");
+    assert_eq!(delimiter, "\u{1}");
+    // The whole line is one field because a line the bridge delivers never
+    // holds the delimiter: a raw control character is not JSON, and an
+    // escaped one stays escaped.
+    let ts = "2026-01-01T00:00:00Z";
+    let raw_control = format!("{{\"event_type\":\"a\u{1}\",\"timestamp\":\"{ts}\"}}");
+    assert!(event::Contract::Default.check(raw_control.as_bytes()).is_err());
+    let escaped = format!("{{\"event_type\":\"a\\u0001\",\n \"timestamp\":\"{ts}\"}}");
+    let line = event::Contract::Default.check(escaped.as_bytes()).expect("valid");
+    assert!(!line.contains(&1) && !line.contains(&b'\n'), "{line:?}");
+}
+
+/// The Hive type of a JSON value as a reject line writes it.
+fn hive_type(value: &Value) -> String {
+    match value {
+        Value::String(_) => "string".to_owned(),
+        Value::Number(n) if n.is_f64() => "double".to_owned(),
+        Value::Number(_) => "bigint".to_owned(),
+        Value::Bool(_) => "boolean".to_owned(),
+        Value::Array(items) => format!("array<{}>", hive_type(&items[0])),
+        Value::Object(fields) => {
+            let mut fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}:{}", hive_type(v))).collect();
+            fields.sort();
+            format!("struct<{}>", fields.join(","))
+        }
+        Value::Null => panic!("a null field has no type"),
+    }
+}
+
+/// `struct<b:x,a:y>` as `struct<a:y,b:x>`: field order does not matter.
+fn sorted_struct(ty: &str) -> String {
+    match ty.strip_prefix("struct<").and_then(|t| t.strip_suffix('>')) {
+        Some(fields) => {
+            let mut fields: Vec<&str> = fields.split(',').collect();
+            fields.sort_unstable();
+            format!("struct<{}>", fields.join(","))
+        }
+        None => ty.to_owned(),
+    }
+}
+
+#[test]
+fn rejects_table_has_every_field_of_a_reject_line_with_its_type() {
+    // A line with every optional field present.
+    let line = RejectLine {
+        reason: "too_large".into(),
+        detail: "what to fix".into(),
+        sequence_number: "4965".into(),
+        sub_sequence_number: Some(3),
+        partition_key: "k".into(),
+        partition_key_md5: Some("0cc175b9c0f1b6a831c399e269772661".into()),
+        approximate_arrival_timestamp: 1_764_072_000.123,
+        truncated: vec!["partition_key".into()],
+        data: "eyJ9".into(),
+        part: Some(Part {
+            group: "g".into(),
+            index: 1,
+            count: 2,
+        }),
+    };
+    let written = serde_json::to_value(&line).unwrap();
+    let mut expected: Vec<(String, String)> = written
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), hive_type(v)))
+        .collect();
+    expected.sort();
+    let rejects = lake_table("rejects");
+    let mut declared: Vec<(String, String)> = columns(&rejects["StorageDescriptor"], "Columns")
+        .into_iter()
+        .map(|(c, t)| (c.to_owned(), sorted_struct(t)))
+        .collect();
+    declared.sort();
+    assert_eq!(declared, expected);
+    assert_eq!(
+        rejects["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"],
+        "org.openx.data.jsonserde.JsonSerDe"
+    );
+}
+
+#[test]
+fn athena_workgroup_encrypts_results_bounds_scans_and_keeps_results_a_short_time() {
+    let groups = resources_of_type("AWS::Athena::WorkGroup");
+    assert_eq!(groups.len(), 1);
+    let config = &groups[0].1["Properties"]["WorkGroupConfiguration"];
+    assert_eq!(
+        config["EnforceWorkGroupConfiguration"],
+        Value::Bool(true),
+        "clients cannot drop the encryption or the cutoff"
+    );
+    let encryption = &config["ResultConfiguration"]["EncryptionConfiguration"]["EncryptionOption"];
+    assert!(
+        ["SSE_S3", "SSE_KMS", "CSE_KMS"].contains(&literal(encryption, "EncryptionOption")),
+        "{encryption}"
+    );
+    // Athena's smallest cutoff is 10 MB.
+    let cutoff = setting(&config["BytesScannedCutoffPerQuery"]);
+    assert!(cutoff.lowest.is_some_and(|l| l >= 10_000_000.0), "{cutoff:?}");
+    assert!(cutoff.default >= 10_000_000.0 && cutoff.highest.is_none_or(|h| h >= cutoff.default));
+    let bucket = lake_bucket();
+    assert_eq!(
+        config["ResultConfiguration"]["OutputLocation"]["Fn::Sub"],
+        format!("s3://${{{bucket}}}/athena-results/")
+    );
+    let rules = listed(&resource(bucket)["Properties"]["LifecycleConfiguration"]["Rules"]);
+    assert!(
+        rules.iter().any(|r| r["Prefix"] == "athena-results/"
+            && r["Status"] == "Enabled"
+            && number(&r["ExpirationInDays"]).is_some_and(|d| d <= 30.0)),
+        "query results expire: {rules:?}"
+    );
+}
+
+#[test]
+fn lake_query_policy_reads_the_tables_and_writes_only_query_results() {
+    let bucket = lake_bucket();
+    let statements: Vec<&Value> = policy_statements()
+        .into_iter()
+        .filter(|(place, _)| place == "LakeQueryPolicy")
+        .map(|(_, s)| s)
+        .collect();
+    assert!(!statements.is_empty());
+    let readable = ["events/", "rejects/", "athena-results/"].map(|p| objects_under(bucket, p));
+    for statement in statements {
+        assert_eq!(statement["Effect"], "Allow");
+        for r in listed(&statement["Resource"]) {
+            assert_ne!(r, "*", "{statement}");
+        }
+        for action in actions(statement) {
+            assert!(
+                ["athena:", "glue:Get", "s3:"].iter().any(|p| action.starts_with(p)),
+                "{action}"
+            );
+            let resources = listed(&statement["Resource"]);
+            match action {
+                "s3:PutObject" | "s3:AbortMultipartUpload" | "s3:ListMultipartUploadParts" => {
+                    assert_eq!(resources, vec![&objects_under(bucket, "athena-results/")]);
+                }
+                "s3:GetObject" => assert!(resources.iter().all(|r| readable.contains(r)), "{resources:?}"),
+                "s3:ListBucket" | "s3:GetBucketLocation" => {
+                    assert!(resources.iter().all(|r| arn_of(r) == Some(bucket)));
+                }
+                a if a.starts_with("athena:") => {
+                    let workgroup = resources_of_type("AWS::Athena::WorkGroup")[0].0;
+                    assert!(
+                        resources.iter().all(|r| refs_within(r).contains(workgroup)
+                            || r["Fn::Sub"]
+                                .as_str()
+                                .is_some_and(|s| s.contains(&format!("${{{workgroup}}}")))),
+                        "{action}: {resources:?}"
+                    );
+                }
+                a if a.starts_with("glue:") => {}
+                other => panic!("unexpected action {other}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_ready_query_counts_events_per_type_per_hour() {
+    let query = &template()["Outputs"]["EventsPerTypePerHourQuery"]["Value"]["Fn::Sub"];
+    let query = literal(query, "the query");
+    let events = resources()
+        .iter()
+        .find(|(_, r)| r["Type"] == "AWS::Glue::Table" && r["Properties"]["TableInput"]["Name"] == "events")
+        .map(|(id, _)| id.as_str())
+        .unwrap();
+    let database = resources_of_type("AWS::Glue::Database")[0].0;
+    assert!(
+        query.contains(&format!("FROM \"${{{database}}}\".\"${{{events}}}\"")),
+        "{query}"
+    );
+    let group_by = query.split("GROUP BY").nth(1).expect("GROUP BY");
+    for column in ["year", "month", "day", "hour", event::EVENT_TYPE] {
+        assert!(group_by.contains(column), "{column}: {query}");
     }
 }
