@@ -59,8 +59,12 @@ pub struct Experiment {
     pub invoke: InvokeMode,
     /// The event source mapping: the template's, unless a test changes it.
     pub esm: EsmConfig,
-    /// The bridge's settings beyond the stream names, e.g.
-    /// `ON_PARTIAL_FAILURE=retry`.
+    /// The bridge's settings as the template deploys them (its parameters'
+    /// defaults, e.g. `COMPRESSION=gzip`).
+    pub deployed_env: Vec<(String, String)>,
+    /// The bridge's settings beyond the stream names that this run changes,
+    /// e.g. `ON_PARTIAL_FAILURE=retry`: they take the place of the deployed
+    /// ones.
     pub bridge_env: Vec<(String, String)>,
     /// The function's timeout: the template's.
     pub function_timeout: Duration,
@@ -108,7 +112,8 @@ impl Recording {
 impl Experiment {
     /// The default experiment: 5,000 events/s for 60 s, 2 delivery
     /// streams, 10 shards, 1% invalid, no faults, in-process, with the
-    /// event source mapping and function timeout `template.yaml` deploys.
+    /// event source mapping, function timeout and bridge settings
+    /// `template.yaml` deploys.
     pub fn new(run_dir: PathBuf) -> Result<Self> {
         let deployed = Deployed::from_repo()?;
         Ok(Experiment {
@@ -119,6 +124,7 @@ impl Experiment {
             faults_spec: String::new(),
             invoke: InvokeMode::Library,
             esm: EsmConfig::deployed(&deployed),
+            deployed_env: deployed.function_environment.clone(),
             bridge_env: Vec::new(),
             function_timeout: deployed.function_timeout,
             drain_timeout: Duration::from_secs(180),
@@ -142,7 +148,7 @@ impl Experiment {
                 InvokeMode::Library => "in process (the bridge's library)".to_owned(),
                 InvokeMode::CargoLambda => "the function under cargo lambda watch".to_owned(),
             },
-            bridge_env: self.bridge_env.clone(),
+            bridge_env: self.function_env(),
             event_source_mapping: format!(
                 "batches of {}, window {:?}, {} retries, records up to {:?} old, bisect {}",
                 self.esm.batch_size,
@@ -152,6 +158,19 @@ impl Experiment {
                 self.esm.bisect_on_error
             ),
         }
+    }
+
+    /// The bridge's settings of this run: the deployed ones, then the
+    /// run's own.
+    pub fn function_env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .deployed_env
+            .iter()
+            .filter(|(name, _)| !self.bridge_env.iter().any(|(n, _)| n == name))
+            .cloned()
+            .collect();
+        env.extend(self.bridge_env.iter().cloned());
+        env
     }
 
     /// Writes the page of a run that ended before its account, with what it
@@ -631,7 +650,7 @@ impl Experiment {
             ("REJECTS_DELIVERY_STREAM".to_owned(), resources.rejects_stream.clone()),
             ("UNDELIVERED_BUCKET".to_owned(), resources.bucket.clone()),
         ]);
-        env.extend(self.bridge_env.iter().cloned());
+        env.extend(self.function_env());
         match self.invoke {
             InvokeMode::Library => {
                 let config = Config::from_lookup(|k| env.get(k).cloned())?;

@@ -1,6 +1,7 @@
 //! The settings `template.yaml` deploys for the event source mapping and
 //! the function, read from the template itself, so that the local pipeline
-//! runs the mapping the way it is deployed: one source for them.
+//! runs the mapping and the function the way they are deployed: one source
+//! for them.
 //!
 //! The YAML is read with `serde_norway`, which keeps CloudFormation's short
 //! tags; a `!Ref` to a parameter takes the parameter's default.
@@ -27,6 +28,11 @@ pub struct Deployed {
     pub on_failure_destination: String,
     pub function_timeout: Duration,
     pub function_memory_mb: u32,
+    /// The function's environment variables that the template sets from a
+    /// parameter, with the parameter's default (e.g. `COMPRESSION=gzip`);
+    /// those it sets to a resource's name (the streams, the bucket) are
+    /// left to the local run.
+    pub function_environment: Vec<(String, String)>,
 }
 
 impl Deployed {
@@ -106,6 +112,7 @@ impl Deployed {
             on_failure_destination,
             function_timeout: Duration::from_secs(number(&properties["Timeout"], "Timeout")?),
             function_memory_mb: number(&properties["MemorySize"], "MemorySize")? as u32,
+            function_environment: function_environment(&template, &properties["Environment"]["Variables"]),
         })
     }
 }
@@ -121,6 +128,25 @@ fn resolve(template: &Value, value: &Value) -> Option<Value> {
         Value::Tagged(_) => None,
         other => Some(other.clone()),
     }
+}
+
+/// The variables set from a parameter, with its default, in the template's
+/// order.
+fn function_environment(template: &Value, variables: &Value) -> Vec<(String, String)> {
+    variables
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, value)| {
+            let text = match resolve(template, value)? {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return None,
+            };
+            Some((name.as_str()?.to_owned(), text))
+        })
+        .collect()
 }
 
 /// The resource of `!GetAtt Resource.Attribute`.
@@ -146,6 +172,18 @@ mod tests {
         assert_eq!(deployed.on_failure_destination, "AWS::S3::Bucket");
         assert!(deployed.maximum_retry_attempts > 0);
         assert!(deployed.function_timeout >= Duration::from_secs(10));
+        // The bridge's settings, from the parameters' defaults; the names
+        // of this stack's resources are not among them.
+        let env: std::collections::HashMap<&str, &str> = deployed
+            .function_environment
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(env.get("COMPRESSION"), Some(&"gzip"));
+        assert_eq!(env.get("PACK_EVENTS"), Some(&"true"));
+        assert_eq!(env.get("ON_PARTIAL_FAILURE"), Some(&"log"));
+        assert_eq!(env.get("MAX_PUT_ATTEMPTS"), Some(&"5"));
+        assert!(!env.contains_key("DELIVERY_STREAMS") && !env.contains_key("UNDELIVERED_BUCKET"));
     }
 
     #[test]
