@@ -6,19 +6,21 @@ SHELL := bash
 PYTHON ?= python3
 MOTO_VENV := .venv/moto
 MOTO := $(MOTO_VENV)/bin/moto_server
+DUCKDB_VENV := .venv/duckdb
+DUCKDB := $(DUCKDB_VENV)/.installed-requirements
 KINESALITE_DIR := .venv/kinesalite
 KINESALITE := $(KINESALITE_DIR)/node_modules/kinesalite/package.json
 
-.PHONY: test lint unit check-deploy bench bench-runtime bench-build moto kinesalite clean-venv
+.PHONY: test lint unit check-deploy bench bench-runtime bench-build moto duckdb kinesalite clean-venv
 
 ## test: formatting, clippy, deployment checks, benchmarks build, then unit + behaviour + end-to-end tests (last, so their results close the output)
-test: lint moto kinesalite cargo-lambda check-deploy bench-build unit
+test: lint moto kinesalite cargo-lambda duckdb check-deploy bench-build unit
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-unit: moto kinesalite cargo-lambda
+unit: moto kinesalite cargo-lambda duckdb
 	cargo test --workspace
 
 check-deploy:
@@ -47,6 +49,13 @@ $(MOTO): tools/requirements-moto.txt
 	$(PYTHON) -m venv $(MOTO_VENV)
 	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-moto.txt
 	touch $@
+
+## duckdb: DuckDB (Python), pinned, in its own virtualenv: make demo reads the lake back with it
+duckdb: $(DUCKDB)
+$(DUCKDB): tools/requirements-duckdb.txt
+	$(PYTHON) -m venv $(DUCKDB_VENV)
+	$(DUCKDB_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-duckdb.txt
+	cp tools/requirements-duckdb.txt $@
 
 ## kinesalite: the local Kinesis, pinned by tools/kinesalite/package-lock.json, installed with npm into .venv/kinesalite
 kinesalite: $(KINESALITE)

@@ -4,18 +4,22 @@
 #   make demo RATE=1000 DURATION=20 FAULTS=throttle=0.3,down=analytics-events-1
 #   make demo FAULTS=throttle=0.7 DEMO_FLAGS="--replay --bridge-env MAX_PUT_ATTEMPTS=2"
 #   make demo INVOKE=cargo-lambda              the real function under `cargo lambda watch`
-#   make demo COMPRESSION=gzip                 records gzipped by the function
+#   make demo COMPRESSION=none                 records sent uncompressed (the template deploys gzip)
 #
 # Everything runs on 127.0.0.1 against kinesalite (Kinesis) and moto
 # (Firehose, S3); the demo starts them (and cargo lambda) itself and ends
-# them by their pid, also on Ctrl-C. Its logs, ledger and report go to a
-# folder under $TMPDIR, printed at the start.
+# them by their pid, also on Ctrl-C. The bridge and the event source
+# mapping run with the settings template.yaml deploys. Its logs, ledger,
+# report and lake/ (the delivered objects as the Glue tables' partitions,
+# read back with DuckDB) go to a folder under $TMPDIR, printed at the start.
 
 RATE ?= 5000
 DURATION ?= 60
 STREAMS ?= 2
 FAULTS ?=
 INVOKE ?= library
+# Empty: the template's default (Parameters.Compression), like every other
+# bridge setting the template sets from a parameter.
 COMPRESSION ?=
 DEMO_FLAGS ?=
 
@@ -23,7 +27,7 @@ CARGO_LAMBDA_VENV := .venv/cargo-lambda
 CARGO_LAMBDA := $(CARGO_LAMBDA_VENV)/bin/cargo-lambda
 CARGO_LAMBDA_VERSION := 1.9.2
 
-DEMO_NEEDS := moto kinesalite
+DEMO_NEEDS := moto kinesalite duckdb
 ifeq ($(INVOKE),cargo-lambda)
 DEMO_NEEDS += cargo-lambda
 endif

@@ -551,6 +551,7 @@ impl Experiment {
         drop(lambda);
         let log = read_logs(&log_paths);
         let contents = Contents::read(&local.clients.s3, &resources.bucket).await?;
+        crate::lake::keep(&contents, &self.run_dir)?;
         let account = verify::account(&Evidence {
             sent: &sent,
             contents: &contents,

@@ -33,6 +33,8 @@
 //! - [`invoke`]: invoking the bridge, in-process or through `cargo lambda`.
 //! - [`cargo_lambda`]: the function behind `cargo lambda watch`, and
 //!   [`runtime_shim`], which gives its invocations a real deadline.
+//! - [`lake`]: the template's Glue tables, the delivered objects laid out
+//!   as their partitions and read back with DuckDB.
 //! - [`landing`]: when each S3 object was written, as Firehose acknowledged it.
 //! - [`faults`] and [`proxy`]: the fault-injection proxy in front of Firehose.
 //! - [`bucket`]: what the bucket holds, read back.
@@ -54,6 +56,7 @@ pub mod events;
 pub mod experiment;
 pub mod faults;
 pub mod invoke;
+pub mod lake;
 pub mod landing;
 pub mod ledger;
 pub mod load;

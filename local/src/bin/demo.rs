@@ -1,7 +1,9 @@
 //! `make demo`: the whole pipeline on 127.0.0.1, then the account of every
-//! event. Progress goes to stderr; the report to stdout, its last line one
-//! JSON object. Exit status 1 when the account is not clean (anything lost,
-//! the contract misapplied, anything unreadable), 2 when the run failed.
+//! event, and the delivered objects read back with DuckDB as the template's
+//! Glue tables describe them. Progress goes to stderr; the report to stdout,
+//! its last line one JSON object. Exit status 1 when the account is not
+//! clean (anything lost, the contract misapplied, anything unreadable) or
+//! DuckDB reads another count than the verifier, 2 when the run failed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +11,7 @@ use std::time::Duration;
 
 use bridge_local::experiment::{Experiment, Findings, InvokeMode};
 use bridge_local::faults::Faults;
+use bridge_local::lake::{self, Lake};
 use bridge_local::load::LoadConfig;
 use clap::{Parser, ValueEnum};
 
@@ -166,7 +169,8 @@ async fn main() -> ExitCode {
                 "machine load average (1 min) {load_before} at the start, {} at the end",
                 load_average()
             );
-            print(&args, &outcome);
+            let lake = check_lake(&outcome);
+            print(&args, &outcome, &lake);
             if let Some(moto) = outcome.moto.take() {
                 eprintln!(
                     "moto keeps running on {} (pid {}); for example\n  \
@@ -181,7 +185,7 @@ async fn main() -> ExitCode {
                 let _ = tokio::signal::ctrl_c().await;
                 moto.stop();
             }
-            if outcome.last_report().is_clean() {
+            if outcome.last_report().is_clean() && lake.problems.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -198,7 +202,36 @@ async fn main() -> ExitCode {
     }
 }
 
-fn print(args: &Args, outcome: &Findings) {
+/// The lake read back with DuckDB, and how it disagrees with the verifier.
+struct LakeCheck {
+    lines: Vec<String>,
+    problems: Vec<String>,
+    rows: Option<u64>,
+}
+
+/// Has DuckDB read the run's `lake/` as the template's tables describe it,
+/// against the verifier's count of the lines under `events/` (before any
+/// replay: the lake was kept from the same read of the bucket).
+fn check_lake(outcome: &Findings) -> LakeCheck {
+    let dir = outcome.run_dir.join(lake::DIR);
+    let report = outcome.report();
+    let lines = report.delivered + report.duplicates;
+    let read = Lake::from_repo().and_then(|lake| Ok((lake.read(&dir)?, lake)));
+    match read {
+        Ok((read, lake)) => LakeCheck {
+            lines: read.lines(&dir),
+            problems: read.disagreements(&lake, bridge_local::setup::EVENTS_PREFIX, lines),
+            rows: read.rows.get("events").copied(),
+        },
+        Err(e) => LakeCheck {
+            lines: Vec::new(),
+            problems: vec![format!("the lake could not be read: {e}")],
+            rows: None,
+        },
+    }
+}
+
+fn print(args: &Args, outcome: &Findings, lake: &LakeCheck) {
     let load = &outcome.load;
     println!(
         "load: {:.0} events/s for {} s targeted, {:.0} events/s achieved ({} events in {} Kinesis records; \
@@ -277,8 +310,11 @@ fn print(args: &Args, outcome: &Findings) {
             println!("{line}");
         }
     }
+    for line in lake.lines.iter().chain(&lake.problems) {
+        println!("{line}");
+    }
     println!(
-        "run folder (logs, sent.tsv, report.json, run.json): {}",
+        "run folder (logs, sent.tsv, report.json, run.json, lake/): {}",
         outcome.run_dir.display()
     );
     println!("report page: {}", outcome.page.display());
@@ -302,6 +338,8 @@ fn print(args: &Args, outcome: &Findings) {
         );
         map.insert("given_up_before_replay".into(), outcome.report().given_up.into());
         map.insert("clean".into(), outcome.last_report().is_clean().into());
+        map.insert("lake_events".into(), lake.rows.into());
+        map.insert("lake_agrees".into(), lake.problems.is_empty().into());
         if let Some(b) = &outcome.billing {
             map.insert(
                 "billed_per_event_byte".into(),
