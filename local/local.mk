@@ -25,9 +25,8 @@ DEMO_FLAGS ?=
 
 CARGO_LAMBDA_VENV := .venv/cargo-lambda
 CARGO_LAMBDA := $(CARGO_LAMBDA_VENV)/bin/cargo-lambda
-CARGO_LAMBDA_VERSION := 1.9.2
 
-DEMO_NEEDS := moto kinesalite duckdb
+DEMO_NEEDS := prerequisites moto kinesalite duckdb
 ifeq ($(INVOKE),cargo-lambda)
 DEMO_NEEDS += cargo-lambda
 endif
@@ -57,9 +56,10 @@ invoke-stop:
 	if [ -n "$$pids" ]; then kill -- $$pids 2>/dev/null; rm -f "$${TMPDIR:-/tmp}/bridge-local-invoke.pids"; echo "stopped $$pids"; \
 	else echo "nothing kept running by make invoke"; fi
 
-## cargo-lambda: cargo lambda, pinned, in its own virtualenv (for INVOKE=cargo-lambda and make invoke)
+## cargo-lambda: cargo lambda and zig, pinned with their hashes (tools/requirements-cargo-lambda.txt), in their own virtualenv
 cargo-lambda: $(CARGO_LAMBDA)
-$(CARGO_LAMBDA):
+$(CARGO_LAMBDA): tools/requirements-cargo-lambda.txt
 	$(PYTHON) -m venv $(CARGO_LAMBDA_VENV)
-	$(CARGO_LAMBDA_VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==$(CARGO_LAMBDA_VERSION)
+	$(CARGO_LAMBDA_VENV)/bin/pip install --quiet --disable-pip-version-check --no-input \
+		--require-hashes -r tools/requirements-cargo-lambda.txt
 	touch $@
