@@ -11,10 +11,14 @@ DUCKDB := $(DUCKDB_VENV)/.installed-requirements
 KINESALITE_DIR := .venv/kinesalite
 KINESALITE := $(KINESALITE_DIR)/node_modules/kinesalite/package.json
 
-.PHONY: test lint unit check-deploy bench bench-runtime bench-build moto duckdb kinesalite clean-venv
+.PHONY: test prerequisites lint unit check-deploy bench bench-runtime bench-build moto duckdb kinesalite clean-venv
 
 ## test: formatting, clippy, deployment checks, benchmarks build, then unit + behaviour + end-to-end tests (last, so their results close the output)
-test: lint moto kinesalite cargo-lambda duckdb check-deploy bench-build unit
+test: prerequisites lint moto kinesalite cargo-lambda duckdb check-deploy bench-build unit
+
+## prerequisites: stops early, naming what is missing and how to get it (docs/getting-started.md)
+prerequisites:
+	@tools/check-prerequisites
 
 lint:
 	cargo fmt --all -- --check
@@ -69,3 +73,4 @@ clean-venv:
 	rm -rf .venv
 
 -include local/local.mk
+-include deploy.mk
