@@ -4,6 +4,7 @@
 #   make package                                   the arm64 zip with the pinned tools, checked
 #   ALARM_EMAIL=oncall@example.com make deploy-trial   the trial stack (samconfig.toml [trial])
 #   ALARM_EMAIL=oncall@example.com make deploy         the default stack (samconfig.toml [default])
+#   make test-arm64                                the end-to-end runs against that zip's bootstrap (qemu-user)
 #
 # Only pinned tools: cargo-lambda and zig from tools/requirements-cargo-lambda.txt
 # (hashed) in .venv/cargo-lambda, the SAM CLI from tools/requirements-sam.txt
@@ -18,7 +19,7 @@ PACKAGE := $(LAMBDA_DIR)/kinesis-firehose-bridge/bootstrap.zip
 # growth and stops a dependency that doubles it.
 BOOTSTRAP_MAX_BYTES := 16000000
 
-.PHONY: package arm64-target sam deploy deploy-trial alarm-email
+.PHONY: package arm64-target sam deploy deploy-trial alarm-email test-arm64
 
 ## arm64-target: the Rust standard library for aarch64-unknown-linux-gnu, for the pinned toolchain
 arm64-target:
@@ -29,6 +30,18 @@ package: cargo-lambda arm64-target
 	PATH="$(CURDIR)/$(CARGO_LAMBDA_VENV)/bin:$$PATH" $(CARGO_LAMBDA) lambda build --release --arm64 \
 		--output-format zip --bin kinesis-firehose-bridge --lambda-dir $(LAMBDA_DIR)
 	tools/check-package $(PACKAGE) $(BOOTSTRAP_MAX_BYTES)
+
+# The bootstrap of the package, as Lambda unpacks it (zipfile keeps no mode).
+UNPACKED := $(LAMBDA_DIR)/kinesis-firehose-bridge/unpacked
+
+## test-arm64: the end-to-end runs (poison, throttling, gzip) against the packaged arm64 bootstrap, under qemu-user on x86_64
+test-arm64: package moto kinesalite cargo-lambda
+	tools/install-qemu
+	rm -rf $(UNPACKED)
+	$(PYTHON) -m zipfile -e $(PACKAGE) $(UNPACKED)
+	chmod 755 $(UNPACKED)/bootstrap
+	BRIDGE_BOOTSTRAP="$(CURDIR)/$(UNPACKED)/bootstrap" cargo test -p bridge-local --test pipeline -- \
+		a_poison_stretch throttled_and_one_stream_down gzip_delivers
 
 ## sam: the AWS SAM CLI, pinned, in its own virtualenv (.venv/sam, shared with tools/check-deploy)
 sam: $(SAM_STAMP)

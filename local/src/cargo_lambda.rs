@@ -57,10 +57,12 @@ pub struct CargoLambda {
 }
 
 impl CargoLambda {
-    /// Builds the function, starts `cargo lambda watch --only-lambda-apis`
-    /// and `concurrency` instances with `env`, and waits until an
-    /// invocation with an empty batch answers.
+    /// Builds the function (or takes the `bootstrap` given, run as
+    /// [`crate::bootstrap`] says), starts `cargo lambda watch
+    /// --only-lambda-apis` and `concurrency` instances with `env`, and
+    /// waits until an invocation with an empty batch answers.
     pub async fn start(
+        bootstrap: Option<&Path>,
         env: &[(String, String)],
         concurrency: usize,
         timeout: Duration,
@@ -69,7 +71,10 @@ impl CargoLambda {
     ) -> Result<Self> {
         let cargo_lambda = installed()?;
         let until = Instant::now() + ready_within;
-        let function = build_function(log_dir, until).await?;
+        let function = match bootstrap {
+            Some(path) => path.to_path_buf(),
+            None => build_function(log_dir, until).await?,
+        };
 
         let mut watch = Command::new(&cargo_lambda);
         watch
@@ -95,7 +100,7 @@ impl CargoLambda {
         let mut functions = Vec::new();
         let mut function_logs = Vec::new();
         for instance in 0..concurrency.max(1) {
-            let mut command = Command::new(&function);
+            let mut command = crate::bootstrap::command(&function)?;
             command
                 .env("AWS_LAMBDA_RUNTIME_API", shim.runtime_api(FUNCTION))
                 .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)

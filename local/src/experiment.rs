@@ -40,12 +40,15 @@ use crate::template::Deployed;
 use crate::verify::{self, Account, Evidence, Report};
 use crate::{Result, replay};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InvokeMode {
     /// The bridge's library in this process (fast; the default).
     Library,
     /// The function under `cargo lambda watch`, through its invoke endpoint.
     CargoLambda,
+    /// A built `bootstrap` (e.g. the arm64 one `make package` zipped, under
+    /// qemu-user) behind `cargo lambda watch`'s Runtime API.
+    Bootstrap(PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -144,9 +147,10 @@ impl Experiment {
             shards: self.shards,
             delivery_streams: self.delivery_streams,
             faults: self.faults_spec.clone(),
-            invoke: match self.invoke {
+            invoke: match &self.invoke {
                 InvokeMode::Library => "in process (the bridge's library)".to_owned(),
                 InvokeMode::CargoLambda => "the function under cargo lambda watch".to_owned(),
+                InvokeMode::Bootstrap(path) => format!("{} behind cargo lambda watch", path.display()),
             },
             bridge_env: self.function_env(),
             event_source_mapping: format!(
@@ -332,21 +336,31 @@ impl Experiment {
             ),
         );
 
-        let proxy = if self.faults.is_none() {
+        // The fault proxy's address is chosen first, for the function's
+        // environment; the proxy itself, whose faults are timed from its
+        // start, starts once the function is ready (a bootstrap under qemu
+        // takes seconds to answer), just before the load.
+        let proxy_address = if self.faults.is_none() {
             None
         } else {
-            let proxy = Proxy::start(&local.aws.endpoint(), self.faults.clone()).await?;
-            say(
-                talk,
-                format!("fault proxy on {} with {:?}", proxy.endpoint(), self.faults),
-            );
-            Some(proxy)
+            Some(free_address().await?)
         };
         let landings = Arc::new(Landings::default());
         let function = self
-            .start_function(&local, proxy.as_ref(), &landings, shards.len())
+            .start_function(&local, proxy_address.as_deref(), &landings, shards.len())
             .await?;
         let invoker = function.invoker.clone();
+        let proxy = match &proxy_address {
+            None => None,
+            Some(address) => {
+                let proxy = Proxy::bind(address, &local.aws.endpoint(), self.faults.clone()).await?;
+                say(
+                    talk,
+                    format!("fault proxy on {} with {:?}", proxy.endpoint(), self.faults),
+                );
+                Some(proxy)
+            }
+        };
 
         let esm_stats = Arc::new(EsmStats::default());
         let mapping_uuid = on_failure::uuid();
@@ -639,13 +653,13 @@ impl Experiment {
     async fn start_function(
         &self,
         local: &Local,
-        proxy: Option<&Proxy>,
+        proxy_address: Option<&str>,
         landings: &Arc<Landings>,
         shards: usize,
     ) -> Result<Function> {
         let resources = &local.resources;
         let s3_endpoint = local.aws.endpoint();
-        let firehose_endpoint = proxy.map_or_else(|| s3_endpoint.clone(), Proxy::endpoint);
+        let firehose_endpoint = proxy_address.map_or_else(|| s3_endpoint.clone(), |a| format!("http://{a}"));
         let mut env: HashMap<String, String> = HashMap::from([
             ("DELIVERY_STREAMS".to_owned(), resources.delivery_streams.join(",")),
             ("REJECTS_DELIVERY_STREAM".to_owned(), resources.rejects_stream.clone()),
@@ -679,7 +693,7 @@ impl Experiment {
                     lambda: None,
                 })
             }
-            InvokeMode::CargoLambda => {
+            InvokeMode::CargoLambda | InvokeMode::Bootstrap(_) => {
                 let mut lambda_env: Vec<(String, String)> = env.into_iter().collect();
                 lambda_env.extend(
                     [
@@ -696,7 +710,12 @@ impl Experiment {
                     self.progress.is_some(),
                     "building the function and starting cargo lambda watch...",
                 );
+                let bootstrap = match &self.invoke {
+                    InvokeMode::Bootstrap(path) => Some(path.as_path()),
+                    _ => None,
+                };
                 let lambda = CargoLambda::start(
+                    bootstrap,
                     &lambda_env,
                     shards,
                     self.function_timeout,
@@ -803,6 +822,12 @@ impl Experiment {
         });
         Ok((summary, again.report))
     }
+}
+
+/// A free address on 127.0.0.1, for a listener to bind a moment later.
+async fn free_address() -> Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    Ok(listener.local_addr()?.to_string())
 }
 
 /// The function's log files, read as one.

@@ -32,7 +32,9 @@
 //!   and [`on_failure`], what it writes to S3 when it gives up on a batch.
 //! - [`invoke`]: invoking the bridge, in-process or through `cargo lambda`.
 //! - [`cargo_lambda`]: the function behind `cargo lambda watch`, and
-//!   [`runtime_shim`], which gives its invocations a real deadline.
+//!   [`runtime_shim`], which gives its invocations a real deadline;
+//!   [`bootstrap`], a built `bootstrap` (the packaged arm64 one under
+//!   qemu-user) in the function's place.
 //! - [`lake`]: the template's Glue tables, the delivered objects laid out
 //!   as their partitions and read back with DuckDB.
 //! - [`landing`]: when each S3 object was written, as Firehose acknowledged it.
@@ -47,6 +49,7 @@
 //!   [`report_page`] draws it as `report.html`.
 
 pub mod aws;
+pub mod bootstrap;
 pub mod bucket;
 pub mod cargo_lambda;
 pub mod child;

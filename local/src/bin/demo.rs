@@ -49,6 +49,11 @@ struct Args {
     /// How the event source mapping invokes the bridge.
     #[arg(long, value_enum, default_value_t = Invoke::Library)]
     invoke: Invoke,
+    /// A built bootstrap to run in the function's place, behind cargo lambda
+    /// watch's Runtime API (an aarch64 one through qemu-user), e.g. the one
+    /// `make package` zipped; overrides --invoke.
+    #[arg(long)]
+    bootstrap: Option<PathBuf>,
     /// A bridge setting, NAME=VALUE (repeatable), e.g. ON_PARTIAL_FAILURE=retry.
     #[arg(long = "bridge-env", value_parser = name_value)]
     bridge_env: Vec<(String, String)>,
@@ -134,9 +139,10 @@ async fn main() -> ExitCode {
     experiment.shards = args.shards;
     experiment.faults = faults;
     experiment.faults_spec = args.faults.clone();
-    experiment.invoke = match args.invoke {
-        Invoke::Library => InvokeMode::Library,
-        Invoke::CargoLambda => InvokeMode::CargoLambda,
+    experiment.invoke = match (&args.bootstrap, args.invoke) {
+        (Some(path), _) => InvokeMode::Bootstrap(path.clone()),
+        (None, Invoke::Library) => InvokeMode::Library,
+        (None, Invoke::CargoLambda) => InvokeMode::CargoLambda,
     };
     experiment.esm.poll_interval = Duration::from_millis(args.poll_ms);
     if let Some(retries) = args.max_retry_attempts {
