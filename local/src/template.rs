@@ -12,6 +12,9 @@ use serde_norway::Value;
 
 use crate::Result;
 
+/// The binary the bridge function is built from (`Cargo.toml`).
+pub const BRIDGE_BINARY: &str = "kinesis-firehose-bridge";
+
 /// What the template deploys.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deployed {
@@ -35,6 +38,8 @@ impl Deployed {
         Self::read(&crate::repo_root().join("template.yaml"))
     }
 
+    /// Reads the bridge function's settings (the one built from
+    /// [`BRIDGE_BINARY`]) from the template at `path`.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let template: Value =
@@ -46,10 +51,11 @@ impl Deployed {
             .into_iter()
             .flat_map(|m| m.values())
             .filter(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function"))
+            .filter(|r| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(BRIDGE_BINARY))
             .collect();
         let [function] = functions[..] else {
             return Err(at(&format!(
-                "expected one AWS::Serverless::Function, found {}",
+                "expected one AWS::Serverless::Function built from {BRIDGE_BINARY}, found {}",
                 functions.len()
             ))
             .into());
