@@ -9,9 +9,24 @@
 //! KinesisEvent ─▶ record ─▶ event ─▶ pack ─▶ route ─▶ request ─▶ delivery ─▶ undelivered ─▶ report
 //!   (≤500 recs)   unpack    check    lines    stream    ≤500 recs   resend     dead letters,   summary,
 //!                 KPL       contract into     round-    ≤4 MiB      failed     unsent rejects  metrics
-//!                 (bounded)   │      records  robin                 entries    to S3 (store),
-//!                             ▼                                                else the log
-//!                           reject ─▶ rejects stream (pack, delivery) ─▶ unsent ones: undelivered
+//!                 (bounded)   │      records  robin                 entries    to S3 (store);
+//!                             ▼                                                what S3 won't
+//!                           reject ─▶ rejects stream (pack, delivery) ─▶       take is handed
+//!                                     unsent ones: undelivered                 back to Kinesis
+//! ```
+//!
+//! An event is acknowledged only where it is durable: in Firehose, in an S3
+//! object the function wrote, or handed back to Kinesis (`batchItemFailures`
+//! or a failed invocation). The log is a diagnostic, never a copy.
+//!
+//! ## The path back
+//!
+//! ```text
+//! replay request ─▶ replay ─▶ claim ─▶ object ─▶ redrive ─▶ Bridge::invoke (the path above)
+//!  {"prefix":…}     list the   marker   read as    follow
+//!                   prefix,    If-None- its kind   hand-backs,
+//!                   page by    Match    (strict)   back off
+//!                   page
 //! ```
 //!
 //! ## Layout
@@ -34,7 +49,12 @@
 //! - [`dead_letter`]: records that could not be delivered, as replayable
 //!   lines.
 //! - [`undelivered`]: dead letters and unsent rejects kept as an S3 object
-//!   per invocation ([`store`] is the port to S3), else in the log.
+//!   per invocation ([`store`] is the port to S3); the records of what S3
+//!   does not take are handed back.
+//! - [`replay`]: what the stack set aside, sent again, each object once
+//!   ([`on_failure`] reads Lambda's on-failure objects, [`redrive`] follows
+//!   the hand-backs as the event source mapping does).
+//! - [`clients`]: the AWS SDK clients both binaries build at cold start.
 //! - [`report`] and [`metrics`]: the per-invocation summary, the JSON lines
 //!   the function writes, and the EMF line.
 //! - [`config`], [`limits`], [`telemetry`]: cold-start settings, AWS limits
@@ -43,6 +63,7 @@
 pub mod backoff;
 pub mod batch;
 pub mod bridge;
+pub mod clients;
 pub mod compress;
 pub mod config;
 pub mod dead_letter;
@@ -52,10 +73,13 @@ pub mod firehose;
 pub mod kpl;
 pub mod limits;
 pub mod metrics;
+pub mod on_failure;
 pub mod pack;
 pub mod part;
 pub mod record;
+pub mod redrive;
 pub mod reject;
+pub mod replay;
 pub mod report;
 pub mod request;
 pub mod route;

@@ -42,6 +42,28 @@ pub trait Store: Send + Sync {
     fn put(&self, key: &str, body: Bytes) -> impl Future<Output = Result<String, StoreError>> + Send;
 }
 
+/// One page of a listing: keys in order, and the token of the next page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub keys: Vec<String>,
+    pub next: Option<String>,
+}
+
+/// What replay needs of a bucket besides writing: listing, reading, and
+/// claiming an object with a write that fails when the key exists.
+pub trait Bucket: Store {
+    /// The keys under `prefix`, a page at a time (`page` is the token the
+    /// previous page gave, `None` for the first).
+    fn list(&self, prefix: &str, page: Option<String>) -> impl Future<Output = Result<Listing, StoreError>> + Send;
+    /// The whole object.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Bytes, StoreError>> + Send;
+    /// Writes `body` at `key` only if nothing is there (`If-None-Match:
+    /// *`); `Ok(false)` when something is, or another such write is under
+    /// way.
+    fn put_new(&self, key: &str, body: Bytes) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// A bucket, through the AWS SDK.
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -70,6 +92,78 @@ impl Store for S3Store {
             .await
             .map_err(|e| store_error(&self.bucket, key, e))?;
         Ok(format!("s3://{}/{key}", self.bucket))
+    }
+}
+
+impl Bucket for S3Store {
+    async fn list(&self, prefix: &str, page: Option<String>) -> Result<Listing, StoreError> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_continuation_token(page)
+            .send()
+            .await
+            .map_err(|e| store_error(&self.bucket, prefix, e))?;
+        Ok(Listing {
+            keys: out
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned))
+                .collect(),
+            next: out.next_continuation_token().map(str::to_owned),
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| store_error(&self.bucket, key, e))?;
+        let body = out.body.collect().await.map_err(|e| StoreError::Unreachable {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(body.into_bytes())
+    }
+
+    async fn put_new(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_none_match("*")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match put.map_err(|e| store_error(&self.bucket, key, e)) {
+            Ok(_) => Ok(true),
+            // 412: the key exists; 409: another conditional write to it is under way.
+            Err(StoreError::Refused { code, .. })
+                if code == "PreconditionFailed" || code == "ConditionalRequestConflict" =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| store_error(&self.bucket, key, e))?;
+        Ok(())
     }
 }
 

@@ -112,11 +112,19 @@ fn parameter(name: &str) -> &'static Value {
         .unwrap_or_else(|| panic!("no parameter {name}"))
 }
 
-/// The one function in the template: (logical id, resource).
-fn function() -> (&'static str, &'static Value) {
-    let functions = resources_of_type("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 1, "expected one AWS::Serverless::Function");
+/// The function built from the binary `binary`: (logical id, resource).
+fn function_of(binary: &str) -> (&'static str, &'static Value) {
+    let functions: Vec<_> = resources_of_type("AWS::Serverless::Function")
+        .into_iter()
+        .filter(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == binary)
+        .collect();
+    assert_eq!(functions.len(), 1, "expected one function built from {binary}");
     functions[0]
+}
+
+/// The bridge: (logical id, resource).
+fn function() -> (&'static str, &'static Value) {
+    function_of("kinesis-firehose-bridge")
 }
 
 /// The function's Kinesis event, which SAM turns into the event source mapping.
@@ -1892,4 +1900,108 @@ fn a_ready_query_counts_events_per_type_per_hour() {
     for column in ["year", "month", "day", "hour", event::EVENT_TYPE] {
         assert!(group_by.contains(column), "{column}: {query}");
     }
+}
+
+// ---------------------------------------------------------------- replay --
+
+fn replay_function() -> (&'static str, &'static Value) {
+    function_of("kinesis-firehose-replay")
+}
+
+fn role_statements(function: &Value) -> Vec<&'static Value> {
+    let role = arn_of(&function["Properties"]["Role"]).expect("a role of this template");
+    policy_statements()
+        .into_iter()
+        .filter(|(place, _)| place.split('/').next() == Some(role))
+        .map(|(_, s)| s)
+        .collect()
+}
+
+#[test]
+fn the_replay_function_is_built_from_this_crate_and_has_the_bridge_s_environment() {
+    let (_, replay) = replay_function();
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("name = \"kinesis-firehose-replay\""),
+        "a binary of this crate"
+    );
+    assert_eq!(
+        replay["Properties"]["Environment"],
+        function().1["Properties"]["Environment"],
+        "the replay must read the same settings from the same parameters as the bridge"
+    );
+    assert_eq!(
+        replay["Properties"]["Architectures"],
+        function().1["Properties"]["Architectures"]
+    );
+    assert!(
+        replay["Properties"].get("Events").is_none(),
+        "invoked by an operator only"
+    );
+}
+
+#[test]
+fn the_replay_role_reads_only_the_recovery_prefixes_and_deletes_only_its_markers() {
+    let (_, replay) = replay_function();
+    let bucket = undelivered_bucket();
+    let recovery = ["dead-letters/*", "rejects-unsent/*", "aws/lambda/*", "rejects/*"];
+    let mut granted: BTreeSet<(String, String)> = BTreeSet::new();
+    for statement in role_statements(replay) {
+        assert_eq!(statement["Effect"], "Allow");
+        for action in actions(statement) {
+            assert!(!action.contains('*'), "no wildcard actions: {action}");
+            if !action.starts_with("s3:") {
+                assert!(["firehose:PutRecordBatch", "logs:CreateLogStream", "logs:PutLogEvents"].contains(&action));
+                continue;
+            }
+            for element in listed(&statement["Resource"]) {
+                let under = recovery
+                    .iter()
+                    .chain(&["replay-markers/"])
+                    .map(|p| p.trim_end_matches('*'))
+                    .find(|p| *element == objects_under(bucket, p));
+                match (action, under) {
+                    ("s3:ListBucket", _) => assert_eq!(arn_of(element), Some(bucket)),
+                    (_, Some(prefix)) => {
+                        granted.insert((action.to_owned(), format!("{prefix}*")));
+                    }
+                    (_, None) => panic!("{action} on {element}: not a prefix of the stack's bucket it needs"),
+                }
+            }
+            if action == "s3:ListBucket" {
+                let prefixes: Vec<&str> = listed(&statement["Condition"]["StringLike"]["s3:prefix"])
+                    .into_iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                assert_eq!(prefixes, recovery, "listing only the recovery prefixes");
+            }
+        }
+    }
+    let on = |action: &str| -> BTreeSet<String> {
+        granted
+            .iter()
+            .filter(|(a, _)| a == action)
+            .map(|(_, r)| r.clone())
+            .collect()
+    };
+    assert_eq!(on("s3:GetObject"), recovery.iter().map(|p| p.to_string()).collect());
+    assert_eq!(on("s3:DeleteObject"), BTreeSet::from(["replay-markers/*".to_owned()]));
+    assert_eq!(
+        on("s3:PutObject"),
+        BTreeSet::from(["dead-letters/*", "rejects-unsent/*", "replay-markers/*"].map(str::to_owned))
+    );
+}
+
+#[test]
+fn a_stack_output_gives_the_one_command_that_replays_a_prefix() {
+    let command = serde_json::to_string(&template()["Outputs"]["ReplayCommand"]["Value"]).unwrap();
+    assert!(
+        command.contains("tools/replay --function ${ReplayFunction}"),
+        "{command}"
+    );
+    assert!(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tools/replay")
+            .exists()
+    );
 }

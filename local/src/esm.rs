@@ -38,17 +38,21 @@ use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::types::{Record, ShardIteratorType};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use kinesis_firehose_bridge::backoff::Backoff;
 use kinesis_firehose_bridge::limits::MAX_INVOCATION_PAYLOAD;
-use kinesis_firehose_bridge::record::compare_sequence_numbers;
+use kinesis_firehose_bridge::redrive::{self, Resume};
 use serde_json::json;
 use tokio::time::Instant;
 
 use crate::Result;
 use crate::aws::{ACCOUNT, REGION};
 use crate::invoke::{FunctionError, Invoker};
-use crate::on_failure::{Condition, GivenUp, InvocationRecord};
+use crate::on_failure::{self, Condition, GivenUp};
 use crate::setup::Shard;
 use crate::template::Deployed;
+
+/// The longest pause before a failed batch is invoked again.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct EsmConfig {
@@ -260,7 +264,11 @@ impl EventSourceMapping {
         }]);
         let mut invocations_of_batch = 0;
         while let Some(mut piece) = pieces.pop_front() {
-            let mut pause = config.retry_delay;
+            let backoff = Backoff {
+                base: config.retry_delay,
+                max: MAX_RETRY_PAUSE,
+            };
+            let mut pauses = 0;
             loop {
                 if piece.records.is_empty() {
                     break;
@@ -283,44 +291,32 @@ impl EventSourceMapping {
                 let event = event_json(&piece.records);
                 let answer = self.invoker.invoke(&event, &request_id).await;
                 let failure = match answer {
+                    // With ReportBatchItemFailures off, Lambda ignores the list.
+                    Ok(_) if !config.report_batch_item_failures => {
+                        EsmStats::add(&stats.records_done, piece.records.len());
+                        break;
+                    }
                     Ok(response) => {
-                        let lowest = response
-                            .batch_item_failures
-                            .iter()
-                            .map(|f| f.item_identifier.as_deref())
-                            .reduce(|a, b| match (a, b) {
-                                (Some(a), Some(b)) => Some(if compare_sequence_numbers(a, b).is_le() { a } else { b }),
-                                _ => None,
-                            });
-                        match lowest {
-                            None => {
+                        match redrive::resume(piece.records.iter().map(|r| r.record.sequence_number()), &response) {
+                            Resume::Done => {
                                 EsmStats::add(&stats.records_done, piece.records.len());
                                 break;
                             }
-                            // With ReportBatchItemFailures off, Lambda ignores the list.
-                            Some(_) if !config.report_batch_item_failures => {
-                                EsmStats::add(&stats.records_done, piece.records.len());
-                                break;
-                            }
-                            Some(Some(sequence)) => match piece
-                                .records
-                                .iter()
-                                .position(|r| r.record.sequence_number() == sequence)
-                            {
-                                Some(at) => {
-                                    stats.partial_retries.fetch_add(1, Ordering::Relaxed);
-                                    EsmStats::add(&stats.records_done, at);
-                                    piece.records.drain(..at);
-                                    EsmStats::add(&stats.records_resent, piece.records.len());
-                                    if config.bisect_on_error && at > 0 {
-                                        continue; // a bisection: no retry consumed
-                                    }
-                                    None
+                            Resume::From(at) => {
+                                stats.partial_retries.fetch_add(1, Ordering::Relaxed);
+                                EsmStats::add(&stats.records_done, at);
+                                piece.records.drain(..at);
+                                EsmStats::add(&stats.records_resent, piece.records.len());
+                                if config.bisect_on_error && at > 0 {
+                                    continue; // a bisection: no retry consumed
                                 }
-                                // "An itemIdentifier with a bad key name" is a complete failure.
-                                None => Some(format!("batchItemFailures names {sequence}, which is not in the batch")),
-                            },
-                            Some(None) => Some("batchItemFailures has an empty or null itemIdentifier".to_owned()),
+                                None
+                            }
+                            // "An itemIdentifier with a bad key name" is a complete failure.
+                            Resume::Whole => Some(
+                                "batchItemFailures names no record of the batch (or an empty itemIdentifier)"
+                                    .to_owned(),
+                            ),
                         }
                     }
                     Err(FunctionError(message)) => Some(message),
@@ -359,8 +355,8 @@ impl EventSourceMapping {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
+                pauses += 1;
+                tokio::time::sleep(backoff.cap(pauses)).await;
             }
         }
     }
@@ -385,7 +381,7 @@ impl EventSourceMapping {
         let written = match &self.on_failure {
             None => Err("no on-failure destination is configured".to_owned()),
             Some(destination) => {
-                let record = InvocationRecord::new(&GivenUp {
+                let record = on_failure::record(&GivenUp {
                     shard_id: &shard.id,
                     stream_arn: &self.stream_arn,
                     function_arn: &destination.function_arn,
@@ -399,7 +395,7 @@ impl EventSourceMapping {
                     records: records.len(),
                     event: &event,
                 });
-                let key = record.key(&destination.mapping_uuid);
+                let key = on_failure::key(&record, &destination.mapping_uuid);
                 match serde_json::to_vec(&record) {
                     Err(e) => Err(e.to_string()),
                     Ok(body) => destination

@@ -11,15 +11,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kinesis_firehose_bridge::backoff::{Backoff, Budget};
-use kinesis_firehose_bridge::delivery::Policy;
+use kinesis_firehose_bridge::config::vars;
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::SdkFirehose;
+use kinesis_firehose_bridge::replay::{self, Answer, Request};
 use kinesis_firehose_bridge::store::S3Store;
+use kinesis_firehose_bridge::undelivered::DEAD_LETTERS_PREFIX;
 use kinesis_firehose_bridge::{Bridge, Config};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::Result;
 use crate::aws::{self, ACCOUNT, Clients, REGION};
 use crate::bucket::Contents;
 use crate::cargo_lambda::{CargoLambda, FUNCTION};
@@ -31,14 +33,13 @@ use crate::landing::{Clocked, Landings};
 use crate::ledger::{Ledger, Sent};
 use crate::load::{self, LoadConfig, LoadStats};
 use crate::logs::Logged;
-use crate::on_failure::{self, InvocationRecord};
+use crate::on_failure;
 use crate::progress::{self, Snapshot};
 use crate::proxy::{Proxy, ProxyStats};
 use crate::report_page::{self, RunRecord, Settings};
 use crate::setup::{self, Resources};
 use crate::template::Deployed;
 use crate::verify::{self, Account, Evidence, Report};
-use crate::{Result, replay};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InvokeMode {
@@ -214,18 +215,13 @@ pub struct ProxySummary {
     pub limit_violations: u64,
 }
 
-/// What the replay after the run did.
+/// What the replay after the run did: one answer per recovery prefix it
+/// read, for the first replay and for a second one, which must find
+/// everything claimed and deliver nothing.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReplaySummary {
-    pub dead_letters: usize,
-    pub records: usize,
-    pub records_delivered: usize,
-    pub events_delivered: usize,
-    pub still_failed: usize,
-    /// Batches the event source mapping gave up on, run through the bridge.
-    pub batches_given_up: usize,
-    pub given_up_events_delivered: usize,
-    pub given_up_failed: Vec<String>,
+    pub first: Vec<(String, Answer)>,
+    pub again: Vec<(String, Answer)>,
 }
 
 /// What Firehose billed for the run's records (in-process runs only).
@@ -574,10 +570,7 @@ impl Experiment {
         });
 
         let after_replay = if self.replay {
-            Some(
-                self.replay_undelivered(&local, &contents, &log, &sent, &landings)
-                    .await?,
-            )
+            Some(self.replay_undelivered(&local, &log, &sent, &landings).await?)
         } else {
             None
         };
@@ -649,6 +642,21 @@ impl Experiment {
         })
     }
 
+    /// The bridge's environment: the run's resources, then the deployed
+    /// settings as this run changes them ([`Experiment::function_env`]).
+    fn bridge_env(&self, resources: &Resources) -> HashMap<String, String> {
+        let mut env: HashMap<String, String> = HashMap::from([
+            (vars::DELIVERY_STREAMS.to_owned(), resources.delivery_streams.join(",")),
+            (
+                vars::REJECTS_DELIVERY_STREAM.to_owned(),
+                resources.rejects_stream.clone(),
+            ),
+            (vars::UNDELIVERED_BUCKET.to_owned(), resources.bucket.clone()),
+        ]);
+        env.extend(self.function_env());
+        env
+    }
+
     /// The function with its environment, in process or under `cargo lambda`.
     async fn start_function(
         &self,
@@ -660,12 +668,7 @@ impl Experiment {
         let resources = &local.resources;
         let s3_endpoint = local.aws.endpoint();
         let firehose_endpoint = proxy_address.map_or_else(|| s3_endpoint.clone(), |a| format!("http://{a}"));
-        let mut env: HashMap<String, String> = HashMap::from([
-            ("DELIVERY_STREAMS".to_owned(), resources.delivery_streams.join(",")),
-            ("REJECTS_DELIVERY_STREAM".to_owned(), resources.rejects_stream.clone()),
-            ("UNDELIVERED_BUCKET".to_owned(), resources.bucket.clone()),
-        ]);
-        env.extend(self.function_env());
+        let env = self.bridge_env(resources);
         match self.invoke {
             InvokeMode::Library => {
                 let config = Config::from_lookup(|k| env.get(k).cloned())?;
@@ -742,82 +745,50 @@ impl Experiment {
         }
     }
 
-    /// Replays the dead letters (the log's and S3's) and runs the batches
-    /// the mapping gave up on through the bridge, straight to moto (the
-    /// streams are healthy again); then accounts again.
+    /// Replays what the run set aside (dead letters, batches the mapping
+    /// gave up on) with the library's replay, as the replay function does,
+    /// straight to moto (the streams are healthy again); replays again,
+    /// which must deliver nothing; then accounts again.
     async fn replay_undelivered(
         &self,
         local: &Local,
-        contents: &Contents,
         log: &Logged,
         sent: &[Sent],
         landings: &Arc<Landings>,
     ) -> Result<(ReplaySummary, Report)> {
-        let talk = self.progress.is_some();
         let resources = &local.resources;
-        let mut everything = log.clone();
-        for object in &contents.kept {
-            everything.add(&String::from_utf8_lossy(&object.body), &object.key);
-        }
-        let letters = everything.letters();
+        let env = self.bridge_env(resources);
+        let config = replay::settings(Config::from_lookup(|k| env.get(k).cloned())?);
         let firehose = Clocked {
             inner: SdkFirehose::new(local.clients.firehose.clone()),
             landings: landings.clone(),
         };
+        let store = Some(S3Store::new(local.clients.s3.clone(), resources.bucket.clone()));
+        let bridge = Bridge::new(config, Contract::Default, firehose, store);
+        let bucket = S3Store::new(local.clients.s3.clone(), resources.bucket.clone());
+        let replay_log = LogFile::create(&self.run_dir.join("replay.log"))?;
         let mut summary = ReplaySummary::default();
-        if !letters.is_empty() {
-            say(talk, format!("replaying {} dead letters...", letters.len()));
-            let replayed = replay::replay(&firehose, &resources.delivery_streams, &letters, replay_policy()).await;
-            summary.dead_letters = letters.len();
-            summary.records = replayed.records;
-            summary.records_delivered = replayed.records_delivered;
-            summary.events_delivered = replayed.events_delivered;
-            summary.still_failed = replayed.failed.len();
-            let failed_log = LogFile::create(&self.run_dir.join("replay-failed.log"))?;
-            for letter in &replayed.failed {
-                failed_log.write(
-                    "ERROR",
-                    "record could not be delivered; replay it from this line",
-                    letter,
-                );
+        for (pass, answers) in [&mut summary.first, &mut summary.again].into_iter().enumerate() {
+            say(self.progress.is_some(), format!("replay {}...", pass + 1));
+            for prefix in [DEAD_LETTERS_PREFIX, on_failure::PREFIX] {
+                let request = Request {
+                    prefix: prefix.to_owned(),
+                    bucket: None,
+                    dry_run: false,
+                };
+                let id = format!("demo-replay-{}", pass + 1);
+                let answer = replay::run(&bridge, &bucket, &request, None, &id, &replay_log)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                answers.push((prefix.to_owned(), answer));
             }
-            failed_log.flush();
         }
-        let mut batches = Vec::new();
-        for object in &contents.given_up {
-            let batch = InvocationRecord::parse(&object.body).and_then(|r| r.batch());
-            batches.push((object.key.clone(), batch.map_err(|e| format!("{}: {e}", object.key))?));
-        }
-        if !batches.is_empty() {
-            say(
-                talk,
-                format!("running {} batches given up on through the bridge...", batches.len()),
-            );
-            let config = Config::from_lookup(|name| match name {
-                "DELIVERY_STREAMS" => Some(resources.delivery_streams.join(",")),
-                "REJECTS_DELIVERY_STREAM" => Some(resources.rejects_stream.clone()),
-                "UNDELIVERED_BUCKET" => Some(resources.bucket.clone()),
-                _ => None,
-            })?;
-            let store = Some(S3Store::new(local.clients.s3.clone(), resources.bucket.clone()));
-            let bridge = Bridge::new(config, Contract::Default, firehose, store);
-            let log = LogFile::create(&self.run_dir.join("replay.log"))?;
-            let redriven = replay::through_bridge(&bridge, &batches, &log, 5).await;
-            log.flush();
-            summary.batches_given_up = redriven.batches;
-            summary.given_up_events_delivered = redriven.events_delivered;
-            summary.given_up_failed = redriven.failed;
-        }
-        let mut logs = log.clone();
-        let replay_log = self.run_dir.join("replay.log");
-        if let Ok(text) = std::fs::read_to_string(&replay_log) {
-            logs.add(&text, "replay.log");
-        }
+        replay_log.flush();
         let contents = Contents::read(&local.clients.s3, &resources.bucket).await?;
         let again = verify::account(&Evidence {
             sent,
             contents: &contents,
-            log: &logs,
+            log,
             landings: Some(landings),
         });
         Ok((summary, again.report))
@@ -840,17 +811,4 @@ fn read_logs(paths: &[PathBuf]) -> Logged {
         logged.add(&std::fs::read_to_string(path).unwrap_or_default(), &name);
     }
     logged
-}
-
-/// A replay is not bound by an invocation's deadline: more attempts,
-/// longer waits.
-pub fn replay_policy() -> Policy {
-    Policy {
-        max_attempts: 10,
-        backoff: Backoff {
-            base: Duration::from_millis(100),
-            max: Duration::from_secs(5),
-        },
-        budget: Budget::unbounded(),
-    }
 }

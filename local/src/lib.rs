@@ -42,7 +42,8 @@
 //! - [`bucket`]: what the bucket holds, read back.
 //! - [`logs`]: the bridge's lines, read from a log or an object.
 //! - [`verify`]: accounts for every event, wherever it ended.
-//! - [`replay`]: delivers again what was not delivered.
+//! - replay lives in the library (`kinesis_firehose_bridge::replay`); the
+//!   `replay` binary and the demo call it.
 //! - [`round_trip`]: `make invoke`, the function under `cargo lambda watch`
 //!   invoked with each file of `events/`, S3 checked.
 //! - [`experiment`] and [`progress`]: one whole run, as `make demo` does it;
@@ -67,7 +68,6 @@ pub mod logs;
 pub mod on_failure;
 pub mod progress;
 pub mod proxy;
-pub mod replay;
 pub mod report_page;
 pub mod round_trip;
 pub mod runtime_shim;

@@ -1,5 +1,6 @@
 //! The event source mapping's S3 on-failure destination: what Lambda writes
-//! when it gives up on a batch, and how the tools read it back.
+//! when it gives up on a batch, as the local event source
+//! mapping writes it (the library's `on_failure` reads it back).
 //!
 //! Lambda developer guide, "Retaining discarded batches for a Kinesis Data
 //! Streams event source": "For Amazon S3 destinations, Lambda also sends the
@@ -9,70 +10,14 @@
 //! `aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>`.
 //! The local event source mapping writes exactly that to moto's S3; the
 //! verifier counts the events in such objects as given up but kept, and
-//! `replay` delivers them with the bridge's own code.
+//! replay sends them again.
 
-use kinesis_firehose_bridge::batch::KinesisBatch;
+pub use kinesis_firehose_bridge::on_failure::{
+    Condition, InvocationRecord, KinesisBatchInfo, PREFIX, RequestContext, ResponseContext,
+};
 use rand::RngExt;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-
-use crate::Result;
-
-/// Where Lambda writes on-failure objects in the destination bucket.
-pub const PREFIX: &str = "aws/lambda/";
-
-/// Why a batch was given up on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Condition {
-    RetryAttemptsExhausted,
-    RecordAgeExceeded,
-}
-
-/// One on-failure object, as Lambda writes it to S3.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InvocationRecord {
-    #[serde(rename = "requestContext")]
-    pub request_context: RequestContext,
-    #[serde(rename = "responseContext")]
-    pub response_context: ResponseContext,
-    pub version: String,
-    pub timestamp: String,
-    #[serde(rename = "KinesisBatchInfo")]
-    pub batch_info: KinesisBatchInfo,
-    /// The invocation event, as an escaped JSON string.
-    pub payload: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestContext {
-    pub request_id: String,
-    pub function_arn: String,
-    pub condition: Condition,
-    pub approximate_invoke_count: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResponseContext {
-    pub status_code: u16,
-    pub executed_version: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub function_error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KinesisBatchInfo {
-    pub shard_id: String,
-    pub start_sequence_number: String,
-    pub end_sequence_number: String,
-    pub approximate_arrival_of_first_record: String,
-    pub approximate_arrival_of_last_record: String,
-    pub batch_size: usize,
-    pub stream_arn: String,
-}
 
 /// What the mapping knows of a batch it gives up on.
 pub struct GivenUp<'a> {
@@ -93,80 +38,52 @@ pub struct GivenUp<'a> {
     pub event: &'a [u8],
 }
 
-impl InvocationRecord {
-    pub fn new(given_up: &GivenUp<'_>) -> Self {
-        InvocationRecord {
-            request_context: RequestContext {
-                request_id: given_up.last_request_id.to_owned(),
-                function_arn: given_up.function_arn.to_owned(),
-                condition: given_up.condition,
-                approximate_invoke_count: given_up.invocations,
-            },
-            response_context: ResponseContext {
-                status_code: 200,
-                executed_version: "$LATEST".to_owned(),
-                function_error: Some("Unhandled".to_owned()),
-            },
-            version: "1.0".to_owned(),
-            timestamp: rfc3339(OffsetDateTime::now_utc()),
-            batch_info: KinesisBatchInfo {
-                shard_id: given_up.shard_id.to_owned(),
-                start_sequence_number: given_up.first_sequence.to_owned(),
-                end_sequence_number: given_up.last_sequence.to_owned(),
-                approximate_arrival_of_first_record: seconds_rfc3339(given_up.first_arrival),
-                approximate_arrival_of_last_record: seconds_rfc3339(given_up.last_arrival),
-                batch_size: given_up.records,
-                stream_arn: given_up.stream_arn.to_owned(),
-            },
-            payload: String::from_utf8_lossy(given_up.event).into_owned(),
-        }
+/// The on-failure object Lambda writes for `given_up`.
+pub fn record(given_up: &GivenUp<'_>) -> InvocationRecord {
+    InvocationRecord {
+        request_context: RequestContext {
+            request_id: given_up.last_request_id.to_owned(),
+            function_arn: given_up.function_arn.to_owned(),
+            condition: given_up.condition,
+            approximate_invoke_count: given_up.invocations,
+        },
+        response_context: ResponseContext {
+            status_code: 200,
+            executed_version: "$LATEST".to_owned(),
+            function_error: Some("Unhandled".to_owned()),
+        },
+        version: "1.0".to_owned(),
+        timestamp: rfc3339(OffsetDateTime::now_utc()),
+        batch_info: KinesisBatchInfo {
+            shard_id: given_up.shard_id.to_owned(),
+            start_sequence_number: given_up.first_sequence.to_owned(),
+            end_sequence_number: given_up.last_sequence.to_owned(),
+            approximate_arrival_of_first_record: seconds_rfc3339(given_up.first_arrival),
+            approximate_arrival_of_last_record: seconds_rfc3339(given_up.last_arrival),
+            batch_size: given_up.records,
+            stream_arn: given_up.stream_arn.to_owned(),
+        },
+        payload: String::from_utf8_lossy(given_up.event).into_owned(),
     }
+}
 
-    /// The object's key: `aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>`.
-    pub fn key(&self, mapping_uuid: &str) -> String {
-        let now = OffsetDateTime::now_utc();
-        format!(
-            "{PREFIX}{mapping_uuid}/{}/{:04}/{:02}/{:02}/{:04}-{:02}-{:02}T{:02}.{:02}.{:02}-{}",
-            self.batch_info.shard_id,
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second(),
-            uuid()
-        )
-    }
-
-    /// Reads an on-failure object; an error says why it is not one.
-    pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let record: InvocationRecord = serde_json::from_slice(bytes).map_err(|e| {
-            format!(
-                "not a Lambda on-failure record ({e}); expected the JSON object Lambda writes to an S3 \
-                 on-failure destination, with requestContext, KinesisBatchInfo and payload"
-            )
-        })?;
-        record.batch()?;
-        Ok(record)
-    }
-
-    /// The batch the function was given.
-    pub fn batch(&self) -> Result<KinesisBatch> {
-        let not_an_event = |why: String| {
-            format!(
-                "the on-failure record of shard {} ({}..{}) has a payload that is not a Kinesis event: {why}",
-                self.batch_info.shard_id, self.batch_info.start_sequence_number, self.batch_info.end_sequence_number
-            )
-        };
-        let value: serde_json::Value = serde_json::from_str(&self.payload).map_err(|e| not_an_event(e.to_string()))?;
-        if !value.get("Records").is_some_and(serde_json::Value::is_array) {
-            return Err(not_an_event("no Records array".to_owned()).into());
-        }
-        serde_json::from_value(value).map_err(|e| not_an_event(e.to_string()).into())
-    }
+/// The object's key: `aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>`.
+pub fn key(record: &InvocationRecord, mapping_uuid: &str) -> String {
+    let now = OffsetDateTime::now_utc();
+    format!(
+        "{PREFIX}{mapping_uuid}/{}/{:04}/{:02}/{:02}/{:04}-{:02}-{:02}T{:02}.{:02}.{:02}-{}",
+        record.batch_info.shard_id,
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        uuid()
+    )
 }
 
 /// A random UUID (version 4), as Lambda names objects and mappings.
@@ -202,7 +119,7 @@ mod tests {
     const EVENT: &str = r#"{"Records":[{"kinesis":{"partitionKey":"k","sequenceNumber":"1","data":"e30=","approximateArrivalTimestamp":1764072000.5}}]}"#;
 
     fn given_up() -> InvocationRecord {
-        InvocationRecord::new(&GivenUp {
+        record(&GivenUp {
             shard_id: "shardId-000000000003",
             stream_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/s",
             function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f",
@@ -230,13 +147,13 @@ mod tests {
             "2025-11-25T12:00:00.5Z"
         );
         assert!(json["payload"].is_string(), "the payload is an escaped JSON string");
-        let back = InvocationRecord::parse(&serde_json::to_vec(&record).unwrap()).unwrap();
-        assert_eq!(back.batch().unwrap().records.len(), 1);
+        let (_, batch) = InvocationRecord::parse(&serde_json::to_vec(&record).unwrap()).unwrap();
+        assert_eq!(batch.records.len(), 1);
     }
 
     #[test]
     fn names_objects_as_lambda_does() {
-        let key = given_up().key("0f2a9f3c-1111-4222-8333-444455556666");
+        let key = key(&given_up(), "0f2a9f3c-1111-4222-8333-444455556666");
         let parts: Vec<&str> = key.split('/').collect();
         assert_eq!(
             &parts[..4],
@@ -249,19 +166,5 @@ mod tests {
         );
         assert_eq!(parts.len(), 8);
         assert_eq!(parts[7].len(), "YYYY-MM-DDTHH.MM.SS-".len() + 36);
-    }
-
-    #[test]
-    fn something_else_is_refused_with_a_reason() {
-        let error = InvocationRecord::parse(br#"{"kind":"dead_letter"}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("not a Lambda on-failure record"), "{error}");
-        let mut record = given_up();
-        record.payload = "[]".to_owned();
-        let error = InvocationRecord::parse(&serde_json::to_vec(&record).unwrap())
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("payload that is not a Kinesis event"), "{error}");
     }
 }

@@ -13,6 +13,9 @@ use serde_norway::Value;
 
 use crate::Result;
 
+/// The binary the bridge function is built from (`Cargo.toml`).
+pub const BRIDGE_BINARY: &str = "kinesis-firehose-bridge";
+
 /// What the template deploys.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deployed {
@@ -41,6 +44,8 @@ impl Deployed {
         Self::read(&crate::repo_root().join("template.yaml"))
     }
 
+    /// Reads the bridge function's settings (the one built from
+    /// [`BRIDGE_BINARY`]) from the template at `path`.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let template: Value =
@@ -52,10 +57,11 @@ impl Deployed {
             .into_iter()
             .flat_map(|m| m.values())
             .filter(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function"))
+            .filter(|r| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(BRIDGE_BINARY))
             .collect();
         let [function] = functions[..] else {
             return Err(at(&format!(
-                "expected one AWS::Serverless::Function, found {}",
+                "expected one AWS::Serverless::Function built from {BRIDGE_BINARY}, found {}",
                 functions.len()
             ))
             .into());
@@ -193,7 +199,11 @@ mod tests {
         let path = dir.join("template.yaml");
         std::fs::write(
             &path,
-            "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        S:\n          Type: Kinesis\n          Properties: {}\n",
+            format!(
+                "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildProperties:\n        \
+                 Binary: {BRIDGE_BINARY}\n    Properties:\n      Events:\n        S:\n          Type: Kinesis\n          \
+                 Properties: {{}}\n"
+            ),
         )
         .unwrap();
         let error = Deployed::read(&path).unwrap_err().to_string();

@@ -300,7 +300,7 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
     // Batches the event source mapping gave up on.
     let mut given_up: HashMap<&str, u64> = HashMap::new();
     for object in &contents.given_up {
-        let batch = InvocationRecord::parse(&object.body).and_then(|record| record.batch());
+        let batch = InvocationRecord::parse(&object.body).map(|(_, batch)| batch);
         let batch = match batch {
             Ok(batch) => batch,
             Err(e) => {
@@ -510,7 +510,7 @@ mod tests {
         let event = format!(
             r#"{{"Records":[{{"kinesis":{{"partitionKey":"k","sequenceNumber":"9","data":"{data}","approximateArrivalTimestamp":1.0}}}}]}}"#
         );
-        let record = InvocationRecord::new(&crate::on_failure::GivenUp {
+        let record = crate::on_failure::record(&crate::on_failure::GivenUp {
             shard_id: "shardId-0",
             stream_arn: "arn",
             function_arn: "arn:f",

@@ -290,3 +290,90 @@ impl Firehose for ScriptedFirehose {
         answer
     }
 }
+
+/// A bucket in memory: keys in order, listed `page` at a time, with
+/// conditional writes; every write can be refused with `broken`.
+pub struct MemoryBucket {
+    pub objects: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+    pub page: usize,
+}
+
+impl Default for MemoryBucket {
+    fn default() -> Self {
+        MemoryBucket {
+            objects: Mutex::default(),
+            page: 2,
+        }
+    }
+}
+
+impl MemoryBucket {
+    pub fn with(objects: &[(&str, Vec<u8>)]) -> Self {
+        let bucket = MemoryBucket::default();
+        for (key, body) in objects {
+            bucket.objects.lock().unwrap().insert((*key).to_owned(), body.clone());
+        }
+        bucket
+    }
+
+    pub fn keys_under(&self, prefix: &str) -> Vec<String> {
+        self.objects
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Store for MemoryBucket {
+    async fn put(&self, key: &str, body: bytes::Bytes) -> Result<String, StoreError> {
+        self.objects.lock().unwrap().insert(key.to_owned(), body.to_vec());
+        Ok(format!("s3://b/{key}"))
+    }
+}
+
+impl kinesis_firehose_bridge::store::Bucket for MemoryBucket {
+    async fn list(
+        &self,
+        prefix: &str,
+        page: Option<String>,
+    ) -> Result<kinesis_firehose_bridge::store::Listing, StoreError> {
+        let keys = self.keys_under(prefix);
+        let start: usize = page.and_then(|p| p.parse().ok()).unwrap_or(0);
+        let end = (start + self.page).min(keys.len());
+        Ok(kinesis_firehose_bridge::store::Listing {
+            keys: keys[start.min(end)..end].to_vec(),
+            next: (end < keys.len()).then(|| end.to_string()),
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<bytes::Bytes, StoreError> {
+        self.objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|b| bytes::Bytes::from(b.clone()))
+            .ok_or_else(|| StoreError::Refused {
+                bucket: "b".into(),
+                key: key.into(),
+                code: "NoSuchKey".into(),
+                message: "no such key".into(),
+            })
+    }
+
+    async fn put_new(&self, key: &str, body: bytes::Bytes) -> Result<bool, StoreError> {
+        let mut objects = self.objects.lock().unwrap();
+        if objects.contains_key(key) {
+            return Ok(false);
+        }
+        objects.insert(key.to_owned(), body.to_vec());
+        Ok(true)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.objects.lock().unwrap().remove(key);
+        Ok(())
+    }
+}

@@ -295,22 +295,11 @@ fn print(args: &Args, outcome: &Findings, lake: &LakeCheck) {
         println!("{line}");
     }
     if let Some((replay, report)) = &outcome.after_replay {
-        println!(
-            "replayed {} dead letters: {} of {} records delivered ({} events), {} still failing; \
-             {} batches given up on ran through the bridge: {} events delivered{}",
-            replay.dead_letters,
-            replay.records_delivered,
-            replay.records,
-            replay.events_delivered,
-            replay.still_failed,
-            replay.batches_given_up,
-            replay.given_up_events_delivered,
-            if replay.given_up_failed.is_empty() {
-                String::new()
-            } else {
-                format!(", failed: {:?}", replay.given_up_failed)
+        for (pass, answers) in [("replay", &replay.first), ("replay again", &replay.again)] {
+            for (prefix, answer) in answers.iter() {
+                println!("{pass} {prefix}: {}", serde_json::to_string(answer).unwrap_or_default());
             }
-        );
+        }
         println!("after the replay:");
         for line in report.lines() {
             println!("{line}");
