@@ -66,6 +66,11 @@ pub const MAX_SEQUENCE_NUMBER: usize = 129;
 /// a batch before the record that would pass it.
 pub const MAX_INVOCATION_PAYLOAD: usize = 6 * 1024 * 1024;
 
+/// Lambda's longest invocation: "The maximum timeout is 900 seconds (15
+/// minutes)" (Lambda quotas). A runtime deadline further away than this is
+/// no deadline.
+pub const MAX_INVOCATION: Duration = Duration::from_secs(900);
+
 // ------------------------------------------------------ CloudWatch Logs --
 
 /// "Event size: 256 KB (maximum). This quota can't be changed."
@@ -108,6 +113,11 @@ pub const MAX_AGGREGATE_EXPANSION: usize = 4 * 1024 * 1024;
 // bounded, fields; and what fits a CloudWatch event fits a Firehose record.
 const _: () = assert!(base64_len(MAX_DATA_PER_LINE) + 24 * 1024 < CLOUDWATCH_MAX_EVENT_SIZE);
 const _: () = assert!(CLOUDWATCH_MAX_EVENT_SIZE < MAX_RECORD_SIZE);
+
+/// Bytes of reject lines sent to the rejects stream at a time: two full
+/// requests' worth, so that a batch of many small rejects never holds all
+/// of its lines at once.
+pub const REJECTS_CHUNK: usize = 2 * MAX_REQUEST_SIZE * 3 / 4;
 
 // ----------------------------------------------------------- arithmetic --
 

@@ -6,7 +6,8 @@ mod support;
 use std::time::Duration;
 
 use kinesis_firehose_bridge::dead_letter::{Cause, DeadLetter};
-use kinesis_firehose_bridge::event::{Contract, Reason};
+use kinesis_firehose_bridge::event::Contract;
+use kinesis_firehose_bridge::reason::Reason;
 use kinesis_firehose_bridge::reject::{self, Source};
 use kinesis_firehose_bridge::replay::{self, Answer, Request};
 use kinesis_firehose_bridge::undelivered::{DEAD_LETTERS_PREFIX, dead_letter_lines};

@@ -25,8 +25,8 @@ use crate::backoff::{Backoff, Budget};
 use crate::batch::Record;
 use crate::config::{Config, OnPartialFailure};
 use crate::firehose::Firehose;
+use crate::log::LogSink;
 use crate::redrive::{self, Redriven, Retry};
-use crate::report::LogSink;
 use crate::store::{Bucket, Store, StoreError};
 
 pub use request::{Answer, RECOVERY_PREFIXES, Request, RequestError, Unreadable};
