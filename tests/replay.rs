@@ -254,7 +254,7 @@ async fn rejects_come_back_once_the_contract_accepts_them() {
     let bridge = replay_bridge(&[("REJECTS_DELIVERY_STREAM", "rejects")], ScriptedFirehose::healthy());
     let answer = run(&bridge, &bucket, "rejects/", "r1").await;
     assert_eq!(
-        (answer.events_found, answer.events_delivered, answer.events_rejected),
+        (answer.records_found, answer.events_delivered, answer.events_rejected),
         (2, 1, 1)
     );
 }
@@ -274,7 +274,7 @@ async fn a_dry_run_counts_and_claims_nothing() {
     .await
     .unwrap();
     assert_eq!(
-        (answer.events_found, answer.events_delivered, answer.dry_run),
+        (answer.records_found, answer.events_delivered, answer.dry_run),
         (2, 0, true)
     );
     assert!(bridge.firehose.calls().is_empty() && bucket.keys_under("replay-markers/").is_empty());
