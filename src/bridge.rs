@@ -16,17 +16,19 @@ use crate::compress;
 use crate::config::{Compression, Config, OnPartialFailure};
 use crate::dead_letter::{self, DeadLetter};
 use crate::delivery::{self, Delivery, Fate, Policy};
-use crate::event::{Contract, Reason};
+use crate::event::Contract;
 use crate::firehose::Firehose;
-use crate::limits::{MAX_REQUEST_SIZE, MAX_USER_RECORDS_PER_INVOCATION, MIN_CALL_TIME, billed_bytes};
+use crate::limits::{MAX_INVOCATION, MAX_USER_RECORDS_PER_INVOCATION, MIN_CALL_TIME, billed_bytes};
+use crate::log::{Lines, LogSink, write_line};
 use crate::metrics;
-use crate::pack::{self, Packed, Packer, Packing};
+use crate::pack::{self, Packed, Packing};
+use crate::reason::Reason;
 use crate::record::{self, Incoming, Unpacked};
-use crate::reject;
-use crate::report::{Lines, LogSink, Status, Summary, write_line};
+use crate::rejects_stream::{self, Rejected};
+use crate::report::{Status, Summary};
 use crate::route::Rotation;
 use crate::store::Store;
-use crate::undelivered::{self, REJECTED_MESSAGE, Undelivered};
+use crate::undelivered::{self, Undelivered};
 
 /// Everything an invocation needs, built once at cold start.
 pub struct Bridge<F, S> {
@@ -137,11 +139,6 @@ impl AsRef<[u8]> for Valid<'_> {
     fn as_ref(&self) -> &[u8] {
         &self.line
     }
-}
-
-struct Rejected<'a> {
-    incoming: Incoming<'a>,
-    reason: Reason,
 }
 
 /// Every event of a batch, sorted.
@@ -264,7 +261,7 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
         }
 
         let fates = self.sort_fates(records, &valid, &packed, &delivery, request_id, &mut summary);
-        let checkpoint = lowest_of(records, deferred_from, fates.handed_back_from);
+        let checkpoint = record::lowest_of(records, deferred_from, fates.handed_back_from);
         // The event source mapping sends every record from the checkpoint
         // on again: their rejects are written by that retry, so that each is
         // written once.
@@ -276,7 +273,8 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
         for r in &to_write {
             *summary.rejected_by_reason.entry(r.reason.code()).or_default() += 1;
         }
-        let unsent = self.send_rejects(records, &to_write, packing, policy).await;
+        let stream = self.config.rejects_delivery_stream.as_ref();
+        let unsent = rejects_stream::send(&self.firehose, stream, records, &to_write, packing, policy).await;
         summary.put_calls += unsent.calls;
         summary.duration_ms = started.elapsed().as_millis() as u64;
         let mut response = KinesisEventResponse::default();
@@ -366,12 +364,12 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
                 Fate::Failed(failure) if self.config.on_partial_failure == OnPartialFailure::Log => failure,
                 _ => {
                     summary.events_retried += events.len();
-                    fates.handed_back_from = lowest_of(records, fates.handed_back_from, lowest);
+                    fates.handed_back_from = record::lowest_of(records, fates.handed_back_from, lowest);
                     continue;
                 }
             };
             summary.events_dead_lettered += events.len();
-            fates.dead_letters_from = lowest_of(records, fates.dead_letters_from, lowest);
+            fates.dead_letters_from = record::lowest_of(records, fates.dead_letters_from, lowest);
             let cause = dead_letter::Cause {
                 delivery_stream: &self.config.delivery_streams[failure.stream],
                 error_code: &failure.code,
@@ -498,71 +496,6 @@ impl<F: Firehose, S: Store> Bridge<F, S> {
             Err(reason) => sorted.rejected.push(Rejected { incoming, reason }),
         }
     }
-
-    /// Sends rejected records to the rejects stream, if there is one, and
-    /// returns the lines of those no stream took: their only copy.
-    async fn send_rejects<R: SourceRecord>(
-        &self,
-        records: &[R],
-        rejected: &[&Rejected<'_>],
-        packing: Packing,
-        policy: Policy,
-    ) -> Unsent {
-        let Some(stream) = &self.config.rejects_delivery_stream else {
-            return Unsent::of(records, rejected.iter().copied(), 0);
-        };
-        if rejected.is_empty() {
-            return Unsent::default();
-        }
-        // Lines are written straight into their records, and sent a few
-        // megabytes at a time: a batch of many small rejects (a hostile KPL
-        // aggregate) never holds all of its lines at once.
-        let mut failed = vec![false; rejected.len()];
-        let mut calls = 0;
-        let mut packer = Packer::new(packing);
-        let mut owner = Vec::new(); // line of this chunk -> index in `rejected`
-        let mut scratch = Vec::new();
-        for (i, r) in rejected.iter().enumerate() {
-            for line in reject_lines(records, r) {
-                scratch.clear();
-                // A struct of strings and numbers always serialises.
-                if serde_json::to_writer(&mut scratch, &line).is_ok() {
-                    packer.push(&scratch);
-                    owner.push(i);
-                }
-            }
-            if packer.bytes() < REJECTS_CHUNK && i + 1 < rejected.len() {
-                continue;
-            }
-            let packed = std::mem::replace(&mut packer, Packer::new(packing)).finish();
-            let data: Vec<&[u8]> = packed.iter().map(|p| &p.data[..]).collect();
-            let one_stream = std::slice::from_ref(stream);
-            let delivery = delivery::deliver(&self.firehose, one_stream, Rotation::new(1, 0), policy, &data).await;
-            calls += delivery.calls;
-            for (record, fate) in packed.iter().zip(&delivery.fates) {
-                if !matches!(fate, Fate::Delivered { .. }) {
-                    for &i in &owner[record.items.clone()] {
-                        failed[i] = true;
-                    }
-                }
-            }
-            owner.clear();
-        }
-        let unsent = rejected.iter().zip(&failed).filter(|(_, f)| **f).map(|(r, _)| *r);
-        Unsent::of(records, unsent, calls)
-    }
-}
-
-/// The lines a rejected event is kept in.
-fn reject_lines<R: SourceRecord>(records: &[R], r: &Rejected<'_>) -> Vec<reject::RejectLine> {
-    let record = &records[r.incoming.origin.record];
-    let source = reject::Source {
-        sequence_number: record.sequence_number(),
-        sub_sequence_number: r.incoming.origin.sub_sequence_number,
-        partition_key: r.incoming.partition_key,
-        approximate_arrival_timestamp: record.approximate_arrival_timestamp(),
-    };
-    reject::lines(source, &r.reason, r.incoming.data)
 }
 
 /// What the records of a batch came to, past delivery.
@@ -573,51 +506,6 @@ struct Fates {
     dead_letters_from: Option<usize>,
     /// The lowest record to hand back to Kinesis.
     handed_back_from: Option<usize>,
-}
-
-/// Rejections no rejects stream took.
-#[derive(Default)]
-struct Unsent {
-    lines: Lines,
-    events: usize,
-    by_reason: BTreeMap<&'static str, usize>,
-    /// The lowest record among them.
-    from: Option<usize>,
-    /// `PutRecordBatch` calls made trying.
-    calls: u32,
-}
-
-impl Unsent {
-    fn of<'a, 'b: 'a, R: SourceRecord>(
-        records: &[R],
-        rejected: impl Iterator<Item = &'a Rejected<'b>>,
-        calls: u32,
-    ) -> Self {
-        let mut unsent = Unsent {
-            calls,
-            ..Unsent::default()
-        };
-        for r in rejected {
-            for line in reject_lines(records, r) {
-                unsent.lines.push("WARN", REJECTED_MESSAGE, &reject::log_body(&line));
-            }
-            unsent.events += 1;
-            *unsent.by_reason.entry(r.reason.code()).or_default() += 1;
-            unsent.from = lowest_of(records, unsent.from, Some(r.incoming.origin.record));
-        }
-        unsent
-    }
-}
-
-/// The lower by sequence number of two records, either possibly absent.
-fn lowest_of<R: SourceRecord>(records: &[R], a: Option<usize>, b: Option<usize>) -> Option<usize> {
-    match (a, b) {
-        (Some(a), Some(b)) => {
-            let order = record::compare_sequence_numbers(records[b].sequence_number(), records[a].sequence_number());
-            Some(if order.is_lt() { b } else { a })
-        }
-        (a, b) => a.or(b),
-    }
 }
 
 /// Whether record `at` comes before the checkpoint (all do without one).
@@ -674,9 +562,6 @@ fn nothing_delivered(packed: &[Packed], delivery: &Delivery) -> NothingDelivered
     }
 }
 
-/// Bytes of reject lines sent at a time: two full requests.
-const REJECTS_CHUNK: usize = 2 * MAX_REQUEST_SIZE * 3 / 4;
-
 /// What to say when `margin` and [`MIN_CALL_TIME`] do not fit in the
 /// `left` of an invocation: then no call can ever start.
 pub fn margin_warning(left: Duration, margin: Duration) -> Option<String> {
@@ -691,10 +576,6 @@ pub fn margin_warning(left: Duration, margin: Duration) -> Option<String> {
         )
     })
 }
-
-/// Lambda's longest invocation: "The maximum timeout is 900 seconds (15
-/// minutes)" (Lambda quotas).
-pub const MAX_INVOCATION: Duration = Duration::from_secs(900);
 
 /// The runtime gives the deadline in milliseconds since the epoch. Zero (as
 /// in `Context::default()`), a deadline already past, or one further away

@@ -12,7 +12,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::event::Formats;
-use crate::limits::MAX_RECORD_SIZE;
+use crate::limits::{BUCKET_NAME_LENGTH, DEFAULT_MAX_EVENTS_PER_RECORD, MAX_DELIVERY_STREAM_NAME, MAX_RECORD_SIZE};
 
 /// Names of every environment variable the bridge reads. The deployment
 /// template is checked against this list, so it is the one place to add one.
@@ -52,10 +52,6 @@ pub mod vars {
         BACKOFF_MAX_MS,
     ];
 }
-
-/// The most events one packed record may hold by default: the number of
-/// lines Firehose dynamic partitioning can split out of one record.
-pub const DEFAULT_MAX_EVENTS_PER_RECORD: usize = 500;
 
 /// How the events of a Firehose record are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,51 +130,15 @@ impl Config {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
         let delivery_streams = parse_stream_list(get(DELIVERY_STREAMS))?;
-        let rejects_delivery_stream = get(REJECTS_DELIVERY_STREAM);
-        if let Some(rejects) = &rejects_delivery_stream {
-            check_stream_name(REJECTS_DELIVERY_STREAM, rejects, rejects)?;
-            if delivery_streams.contains(rejects) {
-                return Err(invalid(
-                    REJECTS_DELIVERY_STREAM,
-                    rejects,
-                    &format!(
-                        "it is also in {DELIVERY_STREAMS}; reject lines would land among the events. \
-                         Give rejects a delivery stream of their own"
-                    ),
-                ));
-            }
-        }
+        let rejects_delivery_stream = rejects_stream(get(REJECTS_DELIVERY_STREAM), &delivery_streams)?;
         let undelivered_bucket = get(UNDELIVERED_BUCKET);
         if let Some(bucket) = &undelivered_bucket {
             check_bucket_name(bucket)?;
         }
-        let on_partial_failure = match get(ON_PARTIAL_FAILURE).as_deref() {
-            None | Some("log") => OnPartialFailure::Log,
-            Some("retry") => OnPartialFailure::Retry,
-            Some(other) => return Err(invalid(ON_PARTIAL_FAILURE, other, "expected `log` or `retry`")),
-        };
-        let event_schema_formats = match get(EVENT_SCHEMA_FORMATS).as_deref() {
-            None | Some("assert") => Formats::Assert,
-            Some("annotate") => Formats::Annotate,
-            Some(other) => {
-                return Err(invalid(
-                    EVENT_SCHEMA_FORMATS,
-                    other,
-                    "expected `assert` (a value that breaks its `format` is rejected) or `annotate`",
-                ));
-            }
-        };
-        let compression = match get(COMPRESSION).as_deref() {
-            None | Some("none") => Compression::None,
-            Some("gzip") => Compression::Gzip,
-            Some(other) => return Err(invalid(COMPRESSION, other, "expected `gzip` or `none`")),
-        };
-        let pack_events = match get(PACK_EVENTS).as_deref() {
-            None => true,
-            Some(v) if v.eq_ignore_ascii_case("true") => true,
-            Some(v) if v.eq_ignore_ascii_case("false") => false,
-            Some(other) => return Err(invalid(PACK_EVENTS, other, "expected `true` or `false`")),
-        };
+        let on_partial_failure = on_partial_failure(get(ON_PARTIAL_FAILURE))?;
+        let event_schema_formats = formats(get(EVENT_SCHEMA_FORMATS))?;
+        let compression = compression(get(COMPRESSION))?;
+        let pack_events = flag(get(PACK_EVENTS), PACK_EVENTS, true)?;
         let backoff_base = millis(get(BACKOFF_BASE_MS), BACKOFF_BASE_MS, 50, 1..=60_000)?;
         let backoff_max = millis(get(BACKOFF_MAX_MS), BACKOFF_MAX_MS, 2_000, 1..=600_000)?;
         if backoff_max < backoff_base {
@@ -224,6 +184,61 @@ impl Config {
     }
 }
 
+/// The rejects stream, which must not be one of the delivery streams.
+fn rejects_stream(value: Option<String>, delivery_streams: &[String]) -> Result<Option<String>, ConfigError> {
+    let Some(rejects) = value else { return Ok(None) };
+    check_stream_name(vars::REJECTS_DELIVERY_STREAM, &rejects, &rejects)?;
+    if delivery_streams.contains(&rejects) {
+        return Err(invalid(
+            vars::REJECTS_DELIVERY_STREAM,
+            &rejects,
+            &format!(
+                "it is also in {}; reject lines would land among the events. Give rejects a delivery stream \
+                 of their own",
+                vars::DELIVERY_STREAMS
+            ),
+        ));
+    }
+    Ok(Some(rejects))
+}
+
+fn on_partial_failure(value: Option<String>) -> Result<OnPartialFailure, ConfigError> {
+    match value.as_deref() {
+        None | Some("log") => Ok(OnPartialFailure::Log),
+        Some("retry") => Ok(OnPartialFailure::Retry),
+        Some(other) => Err(invalid(vars::ON_PARTIAL_FAILURE, other, "expected `log` or `retry`")),
+    }
+}
+
+fn formats(value: Option<String>) -> Result<Formats, ConfigError> {
+    match value.as_deref() {
+        None | Some("assert") => Ok(Formats::Assert),
+        Some("annotate") => Ok(Formats::Annotate),
+        Some(other) => Err(invalid(
+            vars::EVENT_SCHEMA_FORMATS,
+            other,
+            "expected `assert` (a value that breaks its `format` is rejected) or `annotate`",
+        )),
+    }
+}
+
+fn compression(value: Option<String>) -> Result<Compression, ConfigError> {
+    match value.as_deref() {
+        None | Some("none") => Ok(Compression::None),
+        Some("gzip") => Ok(Compression::Gzip),
+        Some(other) => Err(invalid(vars::COMPRESSION, other, "expected `gzip` or `none`")),
+    }
+}
+
+fn flag(value: Option<String>, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match value.as_deref() {
+        None => Ok(default),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(other) => Err(invalid(var, other, "expected `true` or `false`")),
+    }
+}
+
 /// Delivery stream names: 1 to 64 characters of `[a-zA-Z0-9_.-]`
 /// (Firehose API reference, `DeliveryStreamName`).
 fn parse_stream_list(value: Option<String>) -> Result<Vec<String>, ConfigError> {
@@ -237,7 +252,7 @@ fn parse_stream_list(value: Option<String>) -> Result<Vec<String>, ConfigError> 
 
 fn check_stream_name(var: &'static str, value: &str, name: &str) -> Result<(), ConfigError> {
     let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
-    if name.is_empty() || name.len() > 64 || !name.chars().all(valid_char) {
+    if name.is_empty() || name.len() > MAX_DELIVERY_STREAM_NAME || !name.chars().all(valid_char) {
         return Err(invalid(
             var,
             value,
@@ -253,7 +268,7 @@ fn check_stream_name(var: &'static str, value: &str, name: &str) -> Result<(), C
 fn check_bucket_name(name: &str) -> Result<(), ConfigError> {
     let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-');
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if !(3..=63).contains(&name.len())
+    if !BUCKET_NAME_LENGTH.contains(&name.len())
         || !name.chars().all(valid_char)
         || !edge(name.chars().next())
         || !edge(name.chars().last())

@@ -114,32 +114,10 @@ pub async fn deliver<F: Firehose>(
 
         pending.clear();
         for ((stream, members), answer) in requests.iter().zip(answers) {
-            match answer {
-                Ok(entries) => {
-                    for (k, &i) in members.iter().enumerate() {
-                        match entries.get(k) {
-                            Some(None) => {
-                                delivered[i] = true;
-                                stream_of[i] = *stream;
-                            }
-                            Some(Some(refused)) => {
-                                last_error[i] = Some((refused.code.clone(), refused.message.clone()));
-                                pending.push(i);
-                            }
-                            None => {
-                                last_error[i] =
-                                    Some(("MissingResponseEntry".into(), "no answer for this entry".into()));
-                                pending.push(i);
-                            }
-                        }
-                    }
-                }
-                Err(error) => {
-                    for &i in members {
-                        last_error[i] = Some((error.code().to_owned(), error.message()));
-                        pending.push(i);
-                    }
-                }
+            let taken = take_answer(answer, members, &mut last_error, &mut pending);
+            for i in taken {
+                delivered[i] = true;
+                stream_of[i] = *stream;
             }
         }
         pending.sort_unstable();
@@ -157,6 +135,41 @@ pub async fn deliver<F: Firehose>(
         })
         .collect();
     Delivery { fates, calls, rounds }
+}
+
+/// Reads one call's answer for `members`: returns those delivered, puts
+/// the rest back in `pending` with their error.
+fn take_answer(
+    answer: Result<crate::firehose::EntryResults, CallError>,
+    members: &[usize],
+    last_error: &mut [Option<(String, String)>],
+    pending: &mut Vec<usize>,
+) -> Vec<usize> {
+    let mut taken = Vec::with_capacity(members.len());
+    match answer {
+        Ok(entries) => {
+            for (k, &i) in members.iter().enumerate() {
+                match entries.get(k) {
+                    Some(None) => taken.push(i),
+                    Some(Some(refused)) => {
+                        last_error[i] = Some((refused.code.clone(), refused.message.clone()));
+                        pending.push(i);
+                    }
+                    None => {
+                        last_error[i] = Some(("MissingResponseEntry".into(), "no answer for this entry".into()));
+                        pending.push(i);
+                    }
+                }
+            }
+        }
+        Err(error) => {
+            for &i in members {
+                last_error[i] = Some((error.code().to_owned(), error.message()));
+                pending.push(i);
+            }
+        }
+    }
+    taken
 }
 
 /// The requests of one round: for each, the stream and the records' indexes.

@@ -37,8 +37,9 @@
 //! - [`record`]: a Kinesis record into the events it carries ([`kpl`]
 //!   opens aggregates).
 //! - [`event`]: the event contract (default or JSON Schema) and the
-//!   compact line a valid event becomes.
-//! - [`reject`]: the lines a rejected record is kept in, wherever it lands;
+//!   compact line a valid event becomes; [`reason`]: why one is rejected.
+//! - [`reject`]: the lines a rejected record is kept in, wherever it lands
+//!   (`rejects_stream` sends them to the rejects stream);
 //!   [`part`] cuts payloads too large for one line into numbered parts.
 //! - [`pack`]: lines into Firehose records; [`compress`] into gzip members
 //!   (`COMPRESSION=gzip`).
@@ -55,8 +56,8 @@
 //!   ([`on_failure`] reads Lambda's on-failure objects, [`redrive`] follows
 //!   the hand-backs as the event source mapping does).
 //! - [`clients`]: the AWS SDK clients both binaries build at cold start.
-//! - [`report`] and [`metrics`]: the per-invocation summary, the JSON lines
-//!   the function writes, and the EMF line.
+//! - [`report`] and [`metrics`]: the per-invocation summary and its EMF
+//!   line; [`log`]: the JSON lines the function writes, and where.
 //! - [`config`], [`limits`], [`telemetry`]: cold-start settings, AWS limits
 //!   and logging.
 
@@ -72,13 +73,16 @@ pub mod event;
 pub mod firehose;
 pub mod kpl;
 pub mod limits;
+pub mod log;
 pub mod metrics;
 pub mod on_failure;
 pub mod pack;
 pub mod part;
+pub mod reason;
 pub mod record;
 pub mod redrive;
 pub mod reject;
+pub(crate) mod rejects_stream;
 pub mod replay;
 pub mod report;
 pub mod request;

@@ -33,6 +33,15 @@ pub const REQUEST_BYTES_PER_RECORD: usize = r#"{"Data":""},"#.len();
 /// `{"DeliveryStreamName":"","Records":[]}`.
 pub const REQUEST_BYTES_FIXED: usize = r#"{"DeliveryStreamName":"","Records":[]}"#.len();
 
+/// `DeliveryStreamName`: "Minimum length of 1. Maximum length of 64.
+/// Pattern: `[a-zA-Z0-9_.-]+`" (Firehose API Reference).
+pub const MAX_DELIVERY_STREAM_NAME: usize = 64;
+
+/// The most events one packed record holds by default (the bridge's own
+/// bound): the number of lines Firehose dynamic partitioning can split out
+/// of one record, so that a stream with it can read every line.
+pub const DEFAULT_MAX_EVENTS_PER_RECORD: usize = 500;
+
 /// The least time a `PutRecordBatch` call is started with. A call given
 /// less is likely to be abandoned at the deadline after Firehose took its
 /// records, which turns into a duplicate (the batch is retried) or a dead
@@ -65,6 +74,17 @@ pub const MAX_SEQUENCE_NUMBER: usize = 129;
 /// response (synchronous)" (Lambda quotas). The event source mapping ends
 /// a batch before the record that would pass it.
 pub const MAX_INVOCATION_PAYLOAD: usize = 6 * 1024 * 1024;
+
+/// Lambda's longest invocation: "The maximum timeout is 900 seconds (15
+/// minutes)" (Lambda quotas). A runtime deadline further away than this is
+/// no deadline.
+pub const MAX_INVOCATION: Duration = Duration::from_secs(900);
+
+// ------------------------------------------------------------------ S3 --
+
+/// "Bucket names must be between 3 (min) and 63 (max) characters long"
+/// (S3 User Guide, "General purpose bucket naming rules").
+pub const BUCKET_NAME_LENGTH: std::ops::RangeInclusive<usize> = 3..=63;
 
 // ------------------------------------------------------ CloudWatch Logs --
 
@@ -108,6 +128,11 @@ pub const MAX_AGGREGATE_EXPANSION: usize = 4 * 1024 * 1024;
 // bounded, fields; and what fits a CloudWatch event fits a Firehose record.
 const _: () = assert!(base64_len(MAX_DATA_PER_LINE) + 24 * 1024 < CLOUDWATCH_MAX_EVENT_SIZE);
 const _: () = assert!(CLOUDWATCH_MAX_EVENT_SIZE < MAX_RECORD_SIZE);
+
+/// Bytes of reject lines sent to the rejects stream at a time: two full
+/// requests' worth, so that a batch of many small rejects never holds all
+/// of its lines at once.
+pub const REJECTS_CHUNK: usize = 2 * MAX_REQUEST_SIZE * 3 / 4;
 
 // ----------------------------------------------------------- arithmetic --
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use kinesis_firehose_bridge::event::Contract;
-use kinesis_firehose_bridge::report::Stdout;
+use kinesis_firehose_bridge::log::Stdout;
 use kinesis_firehose_bridge::store::S3Store;
 use kinesis_firehose_bridge::{Bridge, Config, clients, telemetry};
 use lambda_runtime::{Error, LambdaEvent, service_fn};

@@ -8,9 +8,9 @@
 //! the batch, aggregates included.
 
 use crate::batch::SourceRecord;
-use crate::event::Reason;
 use crate::kpl::{self, Bounds, KplError};
 use crate::limits::{MAX_AGGREGATE_EXPANSION, MAX_USER_RECORDS_PER_INVOCATION};
+use crate::reason::Reason;
 
 /// Where an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +101,17 @@ pub fn compare_sequence_numbers(a: &str, b: &str) -> std::cmp::Ordering {
     let a = a.trim_start_matches('0');
     let b = b.trim_start_matches('0');
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// The lower by sequence number of two records, either possibly absent.
+pub fn lowest_of<R: SourceRecord>(records: &[R], a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let order = compare_sequence_numbers(records[b].sequence_number(), records[a].sequence_number());
+            Some(if order.is_lt() { b } else { a })
+        }
+        (a, b) => a.or(b),
+    }
 }
 
 #[cfg(test)]

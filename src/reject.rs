@@ -17,9 +17,9 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::event::Reason;
 use crate::limits::{MAX_PARTITION_KEY, MAX_SEQUENCE_NUMBER};
 use crate::part::{self, JoinError, Part};
+use crate::reason::Reason;
 
 /// The `kind` of a rejection's log line.
 pub const KIND: &str = "rejected";

@@ -21,8 +21,8 @@ use tokio::time::Instant;
 
 use crate::backoff::Budget;
 use crate::dead_letter::{self, DeadLetter};
+use crate::log::{Lines, LogSink, write_line};
 use crate::reject;
-use crate::report::{Lines, LogSink, write_line};
 use crate::store::{Store, StoreError};
 
 /// Where the objects of dead letters go in the bucket.

@@ -6,7 +6,8 @@ mod support;
 use std::time::Duration;
 
 use kinesis_firehose_bridge::dead_letter::{Cause, DeadLetter};
-use kinesis_firehose_bridge::event::{Contract, Reason};
+use kinesis_firehose_bridge::event::Contract;
+use kinesis_firehose_bridge::reason::Reason;
 use kinesis_firehose_bridge::reject::{self, Source};
 use kinesis_firehose_bridge::replay::{self, Answer, Request};
 use kinesis_firehose_bridge::undelivered::{DEAD_LETTERS_PREFIX, dead_letter_lines};
@@ -253,7 +254,7 @@ async fn rejects_come_back_once_the_contract_accepts_them() {
     let bridge = replay_bridge(&[("REJECTS_DELIVERY_STREAM", "rejects")], ScriptedFirehose::healthy());
     let answer = run(&bridge, &bucket, "rejects/", "r1").await;
     assert_eq!(
-        (answer.events_found, answer.events_delivered, answer.events_rejected),
+        (answer.records_found, answer.events_delivered, answer.events_rejected),
         (2, 1, 1)
     );
 }
@@ -273,7 +274,7 @@ async fn a_dry_run_counts_and_claims_nothing() {
     .await
     .unwrap();
     assert_eq!(
-        (answer.events_found, answer.events_delivered, answer.dry_run),
+        (answer.records_found, answer.events_delivered, answer.dry_run),
         (2, 0, true)
     );
     assert!(bridge.firehose.calls().is_empty() && bucket.keys_under("replay-markers/").is_empty());

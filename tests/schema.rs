@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kinesis_firehose_bridge::event::{Contract, ContractError, Formats, Reason};
+use kinesis_firehose_bridge::event::{Contract, ContractError, Formats};
+use kinesis_firehose_bridge::reason::Reason;
 use serde_json::json;
 
 /// The schema a user tried (issue 14).

@@ -27,7 +27,7 @@ use hyper_util::rt::TokioExecutor;
 use kinesis_firehose_bridge::Bridge;
 use kinesis_firehose_bridge::batch::KinesisBatch;
 use kinesis_firehose_bridge::firehose::SdkFirehose;
-use kinesis_firehose_bridge::report::LogSink;
+use kinesis_firehose_bridge::log::LogSink;
 use kinesis_firehose_bridge::store::S3Store;
 use serde::Serialize;
 
@@ -157,7 +157,7 @@ impl LogFile {
     }
 
     pub fn write(&self, level: &str, message: &str, body: &impl Serialize) {
-        if let Err(e) = kinesis_firehose_bridge::report::write_line(self, level, message, body) {
+        if let Err(e) = kinesis_firehose_bridge::log::write_line(self, level, message, body) {
             eprintln!("cannot write the function log: {e}");
         }
     }

@@ -497,7 +497,7 @@ mod tests {
             |_| "5",
             "g",
         )[0];
-        String::from_utf8(kinesis_firehose_bridge::report::log_line("ERROR", "m", letter).unwrap())
+        String::from_utf8(kinesis_firehose_bridge::log::log_line("ERROR", "m", letter).unwrap())
             .unwrap()
             .trim_end()
             .to_owned()

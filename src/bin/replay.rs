@@ -4,8 +4,8 @@
 
 use kinesis_firehose_bridge::bridge::deadline_from_epoch_ms;
 use kinesis_firehose_bridge::event::Contract;
+use kinesis_firehose_bridge::log::Stdout;
 use kinesis_firehose_bridge::replay::{self, Answer, Request, RequestError};
-use kinesis_firehose_bridge::report::Stdout;
 use kinesis_firehose_bridge::store::S3Store;
 use kinesis_firehose_bridge::{Bridge, Config, clients, telemetry};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};

@@ -25,8 +25,8 @@ use crate::backoff::{Backoff, Budget};
 use crate::batch::Record;
 use crate::config::{Config, OnPartialFailure};
 use crate::firehose::Firehose;
+use crate::log::LogSink;
 use crate::redrive::{self, Redriven, Retry};
-use crate::report::LogSink;
 use crate::store::{Bucket, Store, StoreError};
 
 pub use request::{Answer, RECOVERY_PREFIXES, Request, RequestError, Unreadable};
@@ -110,14 +110,14 @@ fn add(answer: &mut Answer, key: &str, outcome: Outcome) {
     match outcome {
         Outcome::Replayed(redriven, events) => {
             answer.objects_replayed += 1;
-            answer.events_found += events;
+            answer.records_found += events;
             answer.events_delivered += redriven.events_delivered;
             answer.events_rejected += redriven.events_rejected;
             answer.events_still_failing += redriven.events_dead_lettered;
         }
         Outcome::Released(redriven, events) => {
             answer.objects_released += 1;
-            answer.events_found += events;
+            answer.records_found += events;
             answer.events_delivered += redriven.events_delivered;
             answer.events_rejected += redriven.events_rejected;
             answer.events_still_failing += events.saturating_sub(redriven.events_delivered + redriven.events_rejected);

@@ -64,8 +64,9 @@ pub struct Answer {
     /// attempt: released, for a later replay to take again.
     pub objects_released: usize,
     pub unreadable: Vec<Unreadable>,
-    /// Events the objects held (all that a dry run does).
-    pub events_found: usize,
+    /// Records the objects held, KPL aggregates counting one (all that a
+    /// dry run counts).
+    pub records_found: usize,
     pub events_delivered: usize,
     pub events_rejected: usize,
     /// Dead-lettered again (a new object under `dead-letters/` named for

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use kinesis_firehose_bridge::batch::KinesisBatch;
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::{CallError, EntryError, EntryResults, Firehose};
-use kinesis_firehose_bridge::report::LogSink;
+use kinesis_firehose_bridge::log::LogSink;
 use kinesis_firehose_bridge::store::{NoStore, Store, StoreError};
 use kinesis_firehose_bridge::{Bridge, Config};
 
@@ -97,7 +97,7 @@ pub fn bridge_with_store<S: Store>(
 
 /// The reject lines among log lines (a kept object's body, or a log).
 pub fn reject_lines_in(
-    lines: &kinesis_firehose_bridge::report::Lines,
+    lines: &kinesis_firehose_bridge::log::Lines,
 ) -> Vec<kinesis_firehose_bridge::reject::RejectLine> {
     lines
         .iter()

@@ -17,8 +17,8 @@ use clap::Parser;
 use kinesis_firehose_bridge::config::vars;
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::SdkFirehose;
+use kinesis_firehose_bridge::log::Stdout;
 use kinesis_firehose_bridge::replay::{self, Request};
-use kinesis_firehose_bridge::report::Stdout;
 use kinesis_firehose_bridge::store::S3Store;
 use kinesis_firehose_bridge::{Bridge, Config};
 
