@@ -8,7 +8,7 @@ use bridge_local::bucket::Object;
 use bridge_local::lake::Lake;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use kinesis_firehose_bridge::event::Reason;
+use kinesis_firehose_bridge::reason::Reason;
 use kinesis_firehose_bridge::reject::{self, Source};
 
 fn gzip(text: &str) -> Vec<u8> {
