@@ -191,11 +191,15 @@ async fn dead_letters_from_heavy_throttling_are_kept_in_s3_and_replayed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_stretch_is_bisected_given_up_kept_in_s3_and_replayed() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    // The delivery streams are missing from 4 s to 7 s: every invocation
+    // The delivery streams are missing from 4 s to 16 s: every invocation
     // in that stretch fails at once, on every attempt. The mapping bisects,
     // retries once, then gives up and writes the batch to its S3
-    // on-failure destination; the shard moves on.
-    let mut e = experiment("poison", 12, "missing=4s+3s");
+    // on-failure destination; the shard moves on. A batch is given up only
+    // once bisected down to one record, a failed invocation per halving:
+    // batches of 100 and a 12 s stretch, so that the retries run out
+    // inside it on a busy machine too.
+    let mut e = experiment("poison", 20, "missing=4s+12s");
+    e.esm.batch_size = 100;
     e.esm.max_retry_attempts = 1;
     e.esm.retry_delay = Duration::from_millis(5);
     e.bridge_env = vec![("MAX_PUT_ATTEMPTS".into(), "1".into())];
