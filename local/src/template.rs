@@ -199,11 +199,7 @@ mod tests {
         let path = dir.join("template.yaml");
         std::fs::write(
             &path,
-            format!(
-                "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildProperties:\n        \
-                 Binary: {BRIDGE_BINARY}\n    Properties:\n      Events:\n        S:\n          Type: Kinesis\n          \
-                 Properties: {{}}\n"
-            ),
+            "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildProperties:\n        Binary: kinesis-firehose-bridge\n    Properties:\n      Events:\n        S:\n          Type: Kinesis\n          Properties: {}\n",
         )
         .unwrap();
         let error = Deployed::read(&path).unwrap_err().to_string();

@@ -219,12 +219,10 @@ async fn a_poison_stretch_is_bisected_given_up_kept_in_s3_and_replayed() {
     // The delivery streams are missing from 4 s to 16 s: every invocation
     // in that stretch fails at once, on every attempt. The mapping bisects,
     // retries once, then gives up and writes the batch to its S3
-    // on-failure destination; the shard moves on.
-    // A batch is given up only once bisected down to one record, a failed
-    // invocation per halving, each gzipping its events anew (the deployed
-    // COMPRESSION) in a debug build, or under qemu-user: batches of 100
-    // and a stretch of 12 s, so that the retries run out inside it on a
-    // busy machine too.
+    // on-failure destination; the shard moves on. A batch is given up only
+    // once bisected down to one record, a failed invocation per halving:
+    // batches of 100 and a 12 s stretch, so that the retries run out
+    // inside it on a busy machine too.
     let mut e = experiment("poison", 20, "missing=4s+12s");
     e.esm.batch_size = 100;
     e.esm.max_retry_attempts = 1;
