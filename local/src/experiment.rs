@@ -188,7 +188,9 @@ pub struct ProxySummary {
     pub put_calls: u64,
     pub entries: u64,
     pub entries_throttled: u64,
+    pub entries_over_quota: u64,
     pub calls_failed: u64,
+    pub calls_over_quota: u64,
     pub limit_violations: u64,
 }
 
@@ -509,7 +511,9 @@ impl Experiment {
             put_calls: ProxyStats::get(&p.stats.put_calls),
             entries: ProxyStats::get(&p.stats.entries),
             entries_throttled: ProxyStats::get(&p.stats.entries_throttled),
+            entries_over_quota: ProxyStats::get(&p.stats.entries_over_quota),
             calls_failed: ProxyStats::get(&p.stats.calls_failed),
+            calls_over_quota: ProxyStats::get(&p.stats.calls_over_quota),
             limit_violations: ProxyStats::get(&p.stats.limit_violations),
         });
         drop(proxy);

@@ -34,7 +34,8 @@
 //! - [`cargo_lambda`]: the function behind `cargo lambda watch`, and
 //!   [`runtime_shim`], which gives its invocations a real deadline.
 //! - [`landing`]: when each S3 object was written, as Firehose acknowledged it.
-//! - [`faults`] and [`proxy`]: the fault-injection proxy in front of Firehose.
+//! - [`faults`] and [`proxy`]: the fault-injection proxy in front of Firehose;
+//!   [`quota`], the per-stream quotas it enforces.
 //! - [`bucket`]: what the bucket holds, read back.
 //! - [`logs`]: the bridge's lines, read from a log or an object.
 //! - [`verify`]: accounts for every event, wherever it ended.
@@ -62,6 +63,7 @@ pub mod logs;
 pub mod on_failure;
 pub mod progress;
 pub mod proxy;
+pub mod quota;
 pub mod report_page;
 pub mod round_trip;
 pub mod runtime_shim;
