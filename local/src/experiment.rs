@@ -219,6 +219,19 @@ impl Billing {
     }
 }
 
+/// What the in-process bridge did, added up over its invocations.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BridgeSummary {
+    pub invocations: u64,
+    pub events_received: u64,
+    /// Events handed back to Kinesis (`batchItemFailures`, or a failed
+    /// invocation): sent again by the event source mapping.
+    pub events_handed_back: u64,
+    pub records_failed_over: u64,
+    /// CPU of the invocations ([`crate::cpu::timed`]).
+    pub cpu_seconds: f64,
+}
+
 /// CPU seconds each part used during the run, to see where the time goes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuUse {
@@ -242,6 +255,8 @@ pub struct Findings {
     pub proxy: Option<ProxySummary>,
     /// What Firehose billed, when the bridge ran in this process.
     pub billing: Option<Billing>,
+    /// What the bridge did, when it ran in this process.
+    pub bridge: Option<BridgeSummary>,
     /// Whether the mapping caught up with everything sent.
     pub drained: bool,
     /// From the start of the load to the end of the drain.
@@ -523,6 +538,13 @@ impl Experiment {
             firehose_bytes: Tallies::get(&t.firehose_bytes),
             firehose_billed_bytes: Tallies::get(&t.firehose_billed_bytes),
         });
+        let bridge = invoker.tallies().map(|t| BridgeSummary {
+            invocations: Tallies::get(&t.invocations),
+            events_received: Tallies::get(&t.events_received),
+            events_handed_back: Tallies::get(&t.events_retried),
+            records_failed_over: Tallies::get(&t.records_failed_over),
+            cpu_seconds: Tallies::get(&t.bridge_cpu_ns) as f64 / 1e9,
+        });
 
         ledger.write_tsv(&self.run_dir.join("sent.tsv"))?;
         say(talk, "reading S3 and the function log back...");
@@ -576,6 +598,7 @@ impl Experiment {
             esm,
             proxy: proxy_summary,
             billing,
+            bridge,
             drained,
             cpu,
             timeline,

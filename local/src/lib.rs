@@ -30,7 +30,8 @@
 //! - [`load`]: the load generator.
 //! - [`esm`]: the event source mapping (what Lambda runs in production),
 //!   and [`on_failure`], what it writes to S3 when it gives up on a batch.
-//! - [`invoke`]: invoking the bridge, in-process or through `cargo lambda`.
+//! - [`invoke`]: invoking the bridge, in-process or through `cargo lambda`;
+//!   [`cpu`] times the in-process bridge's invocations.
 //! - [`cargo_lambda`]: the function behind `cargo lambda watch`, and
 //!   [`runtime_shim`], which gives its invocations a real deadline.
 //! - [`landing`]: when each S3 object was written, as Firehose acknowledged it.
@@ -50,6 +51,7 @@ pub mod aws;
 pub mod bucket;
 pub mod cargo_lambda;
 pub mod child;
+pub mod cpu;
 pub mod emulator;
 pub mod esm;
 pub mod events;
