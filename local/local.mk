@@ -59,3 +59,18 @@ $(CARGO_LAMBDA):
 	$(PYTHON) -m venv $(CARGO_LAMBDA_VENV)
 	$(CARGO_LAMBDA_VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==$(CARGO_LAMBDA_VERSION)
 	touch $@
+
+# ---------------------------------------------------------------- scale --
+# Firehose quotas enforced per stream by the fault proxy, a sweep over
+# delivery streams and load, and the capacity plan (docs/scale.md).
+
+EVENT_BYTES ?=
+REGION ?= us-east-1
+SAMPLE ?=
+
+.PHONY: plan
+
+## plan: shards, delivery streams, Lambda concurrency and monthly cost (RATE, EVENT_BYTES, REGION, SAMPLE, COMPRESSION); its last line pastes into sam deploy
+plan:
+	$(DEMO_CARGO) run --quiet --release -p bridge-local --bin plan -- --rate='$(RATE)' --event-bytes='$(EVENT_BYTES)' \
+		--region='$(REGION)' $(if $(SAMPLE),--sample='$(SAMPLE)') $(if $(COMPRESSION),--compression='$(COMPRESSION)')

@@ -46,6 +46,8 @@
 //!   invoked with each file of `events/`, S3 checked.
 //! - [`experiment`] and [`progress`]: one whole run, as `make demo` does it;
 //!   [`report_page`] draws it as `report.html`.
+//! - [`plan`]: `make plan`, the capacity plan; [`wire`] measures what the
+//!   bridge sends per event of a sample, [`prices`] holds the list prices.
 
 pub mod aws;
 pub mod bucket;
@@ -63,6 +65,8 @@ pub mod ledger;
 pub mod load;
 pub mod logs;
 pub mod on_failure;
+pub mod plan;
+pub mod prices;
 pub mod progress;
 pub mod proxy;
 pub mod quota;
@@ -72,6 +76,7 @@ pub mod runtime_shim;
 pub mod setup;
 pub mod template;
 pub mod verify;
+pub mod wire;
 
 /// Errors of the local tools: each says what failed and what to do.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
