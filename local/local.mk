@@ -64,11 +64,16 @@ $(CARGO_LAMBDA):
 # Firehose quotas enforced per stream by the fault proxy, a sweep over
 # delivery streams and load, and the capacity plan (docs/scale.md).
 
+SCALE_FLAGS ?=
 EVENT_BYTES ?=
 REGION ?= us-east-1
 SAMPLE ?=
 
-.PHONY: plan
+.PHONY: scale plan
+
+## scale: the streams sweep (1-4 streams) and the load sweep (x1, x2, x4), one JSON line per point (docs/scale.md); SCALE_FLAGS=--short for CI's two points
+scale: moto kinesalite
+	$(DEMO_CARGO) run --quiet --release -p bridge-local --bin scale -- $(SCALE_FLAGS)
 
 ## plan: shards, delivery streams, Lambda concurrency and monthly cost (RATE, EVENT_BYTES, REGION, SAMPLE, COMPRESSION); its last line pastes into sam deploy
 plan:

@@ -46,6 +46,8 @@
 //!   invoked with each file of `events/`, S3 checked.
 //! - [`experiment`] and [`progress`]: one whole run, as `make demo` does it;
 //!   [`report_page`] draws it as `report.html`.
+//! - [`scale`]: `make scale`, runs at several stream counts and loads, each
+//!   point an experiment with a quota per stream; [`scale_page`] draws it.
 //! - [`plan`]: `make plan`, the capacity plan; [`wire`] measures what the
 //!   bridge sends per event of a sample, [`prices`] holds the list prices.
 
@@ -73,6 +75,8 @@ pub mod quota;
 pub mod report_page;
 pub mod round_trip;
 pub mod runtime_shim;
+pub mod scale;
+pub mod scale_page;
 pub mod setup;
 pub mod template;
 pub mod verify;
