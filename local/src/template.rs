@@ -227,7 +227,9 @@ mod tests {
         let path = dir.join("template.yaml");
         std::fs::write(
             &path,
-            "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        S:\n          Type: Kinesis\n          Properties: {}\n",
+            "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildProperties:\n        \
+             Binary: kinesis-firehose-bridge\n    Properties:\n      Events:\n        S:\n          Type: Kinesis\n          \
+             Properties: {}\n",
         )
         .unwrap();
         let error = Deployed::read(&path).unwrap_err().to_string();
