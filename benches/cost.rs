@@ -8,16 +8,16 @@ mod batches;
 
 use batches::Mode;
 use kinesis_firehose_bridge::batch::KinesisBatch;
+use kinesis_firehose_bridge::limits::{DIRECT_PUT_QUOTA, DIRECT_PUT_QUOTA_OTHER_REGIONS};
 
 /// Firehose Direct PUT ingestion, USD per GB of billed bytes, first 500 TB
 /// a month, us-east-1. Source: aws.amazon.com/firehose/pricing. GB is read
 /// as 2^30 bytes; read as 10^9 the dollar figures are 7% higher.
 const FIREHOSE_USD_PER_GB: f64 = 0.029;
 /// Direct PUT throughput quota per delivery stream in us-east-1, us-west-2
-/// and eu-west-1 (1 MiB/s elsewhere). Source: Amazon Data Firehose
-/// Developer Guide, "Amazon Data Firehose Quota".
-const DIRECT_PUT_BYTES_PER_SECOND: f64 = 5.0 * 1024.0 * 1024.0;
-const OTHER_REGIONS_BYTES_PER_SECOND: f64 = 1024.0 * 1024.0;
+/// and eu-west-1, and elsewhere (`limits`).
+const DIRECT_PUT_BYTES_PER_SECOND: f64 = DIRECT_PUT_QUOTA.bytes_per_second as f64;
+const OTHER_REGIONS_BYTES_PER_SECOND: f64 = DIRECT_PUT_QUOTA_OTHER_REGIONS.bytes_per_second as f64;
 /// The rate the product is built for.
 const EVENTS_PER_SECOND: f64 = 5000.0;
 /// A 30-day month.

@@ -63,3 +63,23 @@ $(CARGO_LAMBDA): tools/requirements-cargo-lambda.txt
 	$(CARGO_LAMBDA_VENV)/bin/pip install --quiet --disable-pip-version-check --no-input \
 		--require-hashes -r tools/requirements-cargo-lambda.txt
 	touch $@
+
+# ---------------------------------------------------------------- scale --
+# Firehose quotas enforced per stream by the fault proxy, a sweep over
+# delivery streams and load, and the capacity plan (docs/scale.md).
+
+SCALE_FLAGS ?=
+EVENT_BYTES ?=
+REGION ?= us-east-1
+SAMPLE ?=
+
+.PHONY: scale plan
+
+## scale: the streams sweep (1-4 streams) and the load sweep (x1, x2, x4), one JSON line per point (docs/scale.md); SCALE_FLAGS=--short for CI's two points
+scale: moto kinesalite
+	$(DEMO_CARGO) run --quiet --release -p bridge-local --bin scale -- $(SCALE_FLAGS)
+
+## plan: shards, delivery streams, Lambda concurrency and monthly cost (RATE, EVENT_BYTES, REGION, SAMPLE, COMPRESSION); its last line pastes into sam deploy
+plan:
+	$(DEMO_CARGO) run --quiet --release -p bridge-local --bin plan -- --rate='$(RATE)' --event-bytes='$(EVENT_BYTES)' \
+		--region='$(REGION)' $(if $(SAMPLE),--sample='$(SAMPLE)') $(if $(COMPRESSION),--compression='$(COMPRESSION)')

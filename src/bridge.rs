@@ -543,6 +543,7 @@ fn count_records(summary: &mut Summary, packed: &[Packed], valid: &[Valid<'_>], 
     summary.firehose_billed_bytes = packed.iter().map(|p| billed_bytes(p.data.len())).sum();
     summary.put_calls = delivery.calls;
     summary.put_rounds = delivery.rounds;
+    summary.records_failed_over = delivery.failed_over;
 }
 
 /// The error of a batch none of whose records Firehose took.

@@ -59,6 +59,9 @@ pub struct Delivery {
     pub calls: u32,
     /// Rounds made; 1 when nothing had to be resent.
     pub rounds: u32,
+    /// Records delivered to another stream than the one first tried: a
+    /// refusal moved them along the rotation, to a stream with headroom.
+    pub failed_over: usize,
 }
 
 impl Delivery {
@@ -123,6 +126,9 @@ pub async fn deliver<F: Firehose>(
         pending.sort_unstable();
     }
 
+    let failed_over = (0..records.len())
+        .filter(|&i| delivered[i] && stream_of[i] != rotation.first(i))
+        .count();
     let fates = (0..records.len())
         .map(|i| match (delivered[i], last_error[i].take()) {
             (true, _) => Fate::Delivered { stream: stream_of[i] },
@@ -134,7 +140,12 @@ pub async fn deliver<F: Firehose>(
             (false, None) => Fate::Unsent,
         })
         .collect();
-    Delivery { fates, calls, rounds }
+    Delivery {
+        fates,
+        calls,
+        rounds,
+        failed_over,
+    }
 }
 
 /// Reads one call's answer for `members`: returns those delivered, puts

@@ -4,7 +4,13 @@
 //!
 //! Sources: Amazon Data Firehose API Reference (`PutRecordBatch`) and its
 //! developer guide's "Amazon Data Firehose Quota" page; the Kinesis Data
-//! Streams API Reference; the Lambda and CloudWatch Logs quotas pages.
+//! Streams API Reference and quotas page; the Lambda and CloudWatch Logs
+//! quotas pages.
+//!
+//! The per-second quotas (Firehose Direct PUT, Kinesis shard writes) are
+//! not checked by the function: the local fault proxy enforces them
+//! (`local/src/quota.rs`) and the capacity plan sizes a deployment by them
+//! (`make plan`). They live here so that every AWS limit is stated once.
 
 use std::time::Duration;
 
@@ -56,6 +62,40 @@ pub const DEFAULT_MAX_EVENTS_PER_RECORD: usize = 500;
 /// it.
 pub const MIN_CALL_TIME: Duration = Duration::from_millis(1_000);
 
+/// A Firehose delivery stream's Direct PUT quota: what it takes in a
+/// second, `PutRecord` and `PutRecordBatch` together. Over it, Firehose
+/// refuses entries with `ServiceUnavailableException` "Slow down."
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectPutQuota {
+    pub records_per_second: u64,
+    pub requests_per_second: u64,
+    pub bytes_per_second: u64,
+}
+
+/// "When Direct PUT is configured as the data source, each Firehose stream
+/// provides the following combined quota for PutRecord and PutRecordBatch
+/// requests: For US East (N. Virginia), US West (Oregon), and Europe
+/// (Ireland): 500,000 records/second, 2,000 requests/second, and 5
+/// MiB/second." (Amazon Data Firehose Developer Guide, "Amazon Data
+/// Firehose Quota".) The quota is per stream: streams add up.
+pub const DIRECT_PUT_QUOTA: DirectPutQuota = DirectPutQuota {
+    records_per_second: 500_000,
+    requests_per_second: 2_000,
+    bytes_per_second: 5 * 1024 * 1024,
+};
+
+/// The Regions of [`DIRECT_PUT_QUOTA`].
+pub const DIRECT_PUT_QUOTA_REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-1"];
+
+/// "For other AWS Regions: 100,000 records/second, 1,000
+/// requests/second, and 1 MiB/second." (the same page). "The three quota
+/// scale proportionally": an increase raises all three by one factor.
+pub const DIRECT_PUT_QUOTA_OTHER_REGIONS: DirectPutQuota = DirectPutQuota {
+    records_per_second: 100_000,
+    requests_per_second: 1_000,
+    bytes_per_second: 1024 * 1024,
+};
+
 // ------------------------------------------------------------- Kinesis --
 
 /// `PartitionKey`: "Minimum length of 1. Maximum length of 256." (Kinesis
@@ -67,6 +107,13 @@ pub const MAX_PARTITION_KEY: usize = 256;
 /// `SequenceNumber`: "Pattern: `0|([1-9]\d{0,128})`" (Kinesis API
 /// Reference, `Record`).
 pub const MAX_SEQUENCE_NUMBER: usize = 129;
+
+/// "A single shard can ingest up to 1 MB of data per second (including
+/// partition keys) or 1,000 records per second for writes." (Kinesis Data
+/// Streams Developer Guide, "Quotas and limits"; provisioned mode.) The MB
+/// read as 2^20 bytes, as the template's `ShardCount` says (1 MiB/s).
+pub const SHARD_WRITE_RECORDS_PER_SECOND: u64 = 1_000;
+pub const SHARD_WRITE_BYTES_PER_SECOND: u64 = 1024 * 1024;
 
 // -------------------------------------------------------------- Lambda --
 

@@ -57,6 +57,9 @@ pub struct Summary {
     pub put_calls: u32,
     /// Delivery rounds to the delivery streams; above 1 means resends.
     pub put_rounds: u32,
+    /// Records delivered to another delivery stream than the one first
+    /// tried, after a refusal (a throttled or failing stream).
+    pub records_failed_over: usize,
     /// Undelivered events (dead letters, rejections the rejects stream did
     /// not take) written to S3. Those S3 did not take are handed back
     /// (`events_retried`), never left in the log alone.
@@ -83,6 +86,7 @@ impl Summary {
             firehose_billed_bytes: 0,
             put_calls: 0,
             put_rounds: 0,
+            records_failed_over: 0,
             events_kept_in_s3: 0,
             duration_ms: 0,
         }

@@ -145,6 +145,10 @@ async fn resends_only_failed_entries_to_the_next_stream() {
 
     assert_eq!(processed.summary.events_delivered, 6);
     assert_eq!(processed.summary.put_rounds, 2);
+    assert_eq!(
+        processed.summary.records_failed_over, 1,
+        "the refused entry moved to s1"
+    );
     let calls = bridge.firehose.calls();
     let first_s0 = calls.iter().find(|c| c.stream == "s0").unwrap();
     let resend = calls.last().unwrap();
@@ -189,6 +193,10 @@ async fn exhausted_retries_become_dead_letters_with_sequence_numbers() {
     assert_eq!(processed.summary.events_delivered, 1);
     assert_eq!(processed.summary.events_dead_lettered, 3);
     assert_eq!(processed.summary.put_rounds, 3);
+    assert_eq!(
+        processed.summary.records_failed_over, 0,
+        "one stream: nowhere to fail over to"
+    );
     assert!(processed.summary.is_balanced());
     let delivered = bridge.firehose.delivered_lines();
     let mut dead: Vec<(Vec<String>, Vec<u8>)> = processed

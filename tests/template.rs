@@ -181,7 +181,8 @@ fn alternatives(value: &Value) -> Vec<&Value> {
     }
 }
 
-/// Every resource `Ref` reached anywhere inside `value`.
+/// Every resource `Ref` reached anywhere inside `value`, and every
+/// `${Name}` of an `Fn::Sub` string (a reference too).
 fn refs_within(value: &Value) -> BTreeSet<&str> {
     let mut found = BTreeSet::new();
     fn walk<'a>(value: &'a Value, found: &mut BTreeSet<&'a str>) {
@@ -189,6 +190,9 @@ fn refs_within(value: &Value) -> BTreeSet<&str> {
             Value::Object(map) => {
                 if let Some(Value::String(target)) = map.get("Ref") {
                     found.insert(target.as_str());
+                }
+                if let Some(Value::String(text)) = map.get("Fn::Sub") {
+                    found.extend(sub_names(text));
                 }
                 map.values().for_each(|v| walk(v, found));
             }
@@ -198,6 +202,16 @@ fn refs_within(value: &Value) -> BTreeSet<&str> {
     }
     walk(value, &mut found);
     found
+}
+
+/// The names an `Fn::Sub` string substitutes (`${Name}`, not
+/// `${Resource.Attribute}`, `${AWS::...}` or `${!Literal}`).
+fn sub_names(text: &str) -> Vec<&str> {
+    text.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .filter(|name| !name.contains('.') && !name.contains("::") && !name.starts_with('!'))
+        .collect()
 }
 
 fn number(value: &Value) -> Option<f64> {
@@ -642,6 +656,176 @@ fn delivery_streams_variable_lists_the_events_streams_and_rejects_go_to_the_reje
         events, expected,
         "DELIVERY_STREAMS must name every events delivery stream"
     );
+}
+
+/// The value of condition `name` when the parameters are `params` (those
+/// absent take their default).
+fn condition_holds(name: &str, params: &[(&str, &str)]) -> bool {
+    let condition = template()["Conditions"]
+        .get(name)
+        .unwrap_or_else(|| panic!("no condition {name}"));
+    condition_value(condition, params)
+}
+
+fn condition_value(value: &Value, params: &[(&str, &str)]) -> bool {
+    let (function, args) = value
+        .as_object()
+        .and_then(|m| m.iter().next())
+        .unwrap_or_else(|| panic!("not a condition: {value}"));
+    let args_list = || args.as_array().unwrap_or_else(|| panic!("{function}: {args}"));
+    match function.as_str() {
+        "Condition" => condition_holds(args.as_str().expect("a condition's name"), params),
+        "Fn::Not" => !condition_value(&args_list()[0], params),
+        "Fn::And" => args_list().iter().all(|a| condition_value(a, params)),
+        "Fn::Or" => args_list().iter().any(|a| condition_value(a, params)),
+        "Fn::Equals" => {
+            let [a, b] = args_list().as_slice() else {
+                panic!("Fn::Equals takes two: {args}")
+            };
+            scalar_value(a, params) == scalar_value(b, params)
+        }
+        other => panic!("condition function {other} is not modelled"),
+    }
+}
+
+fn scalar_value(value: &Value, params: &[(&str, &str)]) -> String {
+    if let Some(name) = ref_target(value) {
+        if let Some((_, v)) = params.iter().find(|(p, _)| *p == name) {
+            return (*v).to_owned();
+        }
+        return match &parameter(name)["Default"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+    }
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A string-valued expression (`Ref` of a resource is its logical name;
+/// `Fn::Join`, `Fn::If`, `Fn::Sub` of names) under `params`.
+fn string_value(value: &Value, params: &[(&str, &str)]) -> String {
+    if let Some(name) = ref_target(value) {
+        return name.to_owned();
+    }
+    if let Some(text) = value.as_str() {
+        return text.to_owned();
+    }
+    let (function, args) = value.as_object().and_then(|m| m.iter().next()).expect("an expression");
+    match (function.as_str(), args) {
+        ("Fn::If", Value::Array(branches)) => {
+            let holds = condition_holds(branches[0].as_str().expect("a condition's name"), params);
+            string_value(&branches[if holds { 1 } else { 2 }], params)
+        }
+        ("Fn::Join", Value::Array(parts)) => {
+            let separator = parts[0].as_str().expect("a separator");
+            let items = parts[1].as_array().expect("a list to join");
+            items
+                .iter()
+                .map(|item| string_value(item, params))
+                .collect::<Vec<_>>()
+                .join(separator)
+        }
+        ("Fn::Sub", Value::String(text)) => {
+            let mut out = text.clone();
+            for name in sub_names(text) {
+                out = out.replace(&format!("${{{name}}}"), name);
+            }
+            out
+        }
+        other => panic!("expression {other:?} is not modelled"),
+    }
+}
+
+#[test]
+fn every_delivery_stream_count_deploys_that_many_streams_each_with_its_alarms_and_permission() {
+    let counts: Vec<String> = parameter("DeliveryStreamCount")["AllowedValues"]
+        .as_array()
+        .expect("DeliveryStreamCount lists its values")
+        .iter()
+        .map(|v| scalar_value(v, &[]))
+        .collect();
+    assert_eq!(counts, (1..=10).map(|n| n.to_string()).collect::<Vec<_>>());
+    let rejects = ref_target(&environment()[vars::REJECTS_DELIVERY_STREAM]).unwrap();
+    let deployed = |params: &[(&str, &str)], name: &str| {
+        resource(name)
+            .get("Condition")
+            .and_then(Value::as_str)
+            .is_none_or(|c| condition_holds(c, params))
+    };
+    let granted: Vec<&Value> = function_role_statements()
+        .into_iter()
+        .filter(|s| actions(s).contains(&"firehose:PutRecordBatch"))
+        .flat_map(|s| listed(&s["Resource"]))
+        .collect();
+    for n in 1..=10usize {
+        let count = n.to_string();
+        let params = [("DeliveryStreamCount", count.as_str())];
+        let streams: Vec<&str> = delivery_streams()
+            .into_iter()
+            .filter(|s| *s != rejects && deployed(&params, s))
+            .collect();
+        let expected: Vec<String> = (1..=n).map(|i| format!("EventsDeliveryStream{i}")).collect();
+        let mut sorted = streams.clone();
+        sorted.sort_by_key(|s| {
+            s.trim_start_matches("EventsDeliveryStream")
+                .parse::<usize>()
+                .unwrap_or(0)
+        });
+        assert_eq!(sorted, expected, "DeliveryStreamCount={n}");
+        assert_eq!(
+            string_value(&environment()[vars::DELIVERY_STREAMS], &params),
+            expected.join(","),
+            "DELIVERY_STREAMS at DeliveryStreamCount={n}"
+        );
+        for stream in &streams {
+            for metric in ["DeliveryToS3.DataFreshness", "DeliveryToS3.Success", "ThrottledRecords"] {
+                let (alarm, _, _) = stream_alarm(metric, stream);
+                assert!(deployed(&params, alarm), "{alarm} is deployed with {stream}");
+            }
+        }
+        // The function may put to exactly the deployed streams (and rejects).
+        let mut may_put: Vec<&str> = granted
+            .iter()
+            .filter_map(|element| match element.get("Fn::If").and_then(Value::as_array) {
+                Some(branches) => {
+                    let holds = condition_holds(branches[0].as_str().unwrap(), &params);
+                    arn_of(&branches[if holds { 1 } else { 2 }])
+                }
+                None => arn_of(element),
+            })
+            .filter(|s| *s != rejects)
+            .collect();
+        may_put.sort_by_key(|s| {
+            s.trim_start_matches("EventsDeliveryStream")
+                .parse::<usize>()
+                .unwrap_or(0)
+        });
+        assert_eq!(may_put, expected, "PutRecordBatch at DeliveryStreamCount={n}");
+    }
+    // The dashboard's Firehose widgets have a row for every stream.
+    let body = resource("Dashboard")["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_array()
+        .expect("the dashboard body is a !Sub with variables");
+    let (text, vars) = (body[0].as_str().unwrap(), body[1].as_object().unwrap());
+    for n in 2..=10 {
+        let var = format!("Stream{n}Row");
+        assert_eq!(
+            text.matches(&format!("${{{var}}}")).count(),
+            4,
+            "{var} in every Firehose widget"
+        );
+        let row = vars[&var]["Fn::If"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{var} is an !If"));
+        assert_eq!(row[0], format!("HasStream{n}"), "{var}");
+        assert!(
+            refs_within(&row[1]).contains(format!("EventsDeliveryStream{n}").as_str()),
+            "{var} names its stream"
+        );
+    }
 }
 
 #[test]

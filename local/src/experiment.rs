@@ -211,7 +211,9 @@ pub struct ProxySummary {
     pub put_calls: u64,
     pub entries: u64,
     pub entries_throttled: u64,
+    pub entries_over_quota: u64,
     pub calls_failed: u64,
+    pub calls_over_quota: u64,
     pub limit_violations: u64,
 }
 
@@ -240,6 +242,19 @@ impl Billing {
     }
 }
 
+/// What the in-process bridge did, added up over its invocations.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BridgeSummary {
+    pub invocations: u64,
+    pub events_received: u64,
+    /// Events handed back to Kinesis (`batchItemFailures`, or a failed
+    /// invocation): sent again by the event source mapping.
+    pub events_handed_back: u64,
+    pub records_failed_over: u64,
+    /// CPU of the invocations ([`crate::cpu::timed`]).
+    pub cpu_seconds: f64,
+}
+
 /// CPU seconds each part used during the run, to see where the time goes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuUse {
@@ -263,6 +278,8 @@ pub struct Findings {
     pub proxy: Option<ProxySummary>,
     /// What Firehose billed, when the bridge ran in this process.
     pub billing: Option<Billing>,
+    /// What the bridge did, when it ran in this process.
+    pub bridge: Option<BridgeSummary>,
     /// Whether the mapping caught up with everything sent.
     pub drained: bool,
     /// From the start of the load to the end of the drain.
@@ -542,7 +559,9 @@ impl Experiment {
             put_calls: ProxyStats::get(&p.stats.put_calls),
             entries: ProxyStats::get(&p.stats.entries),
             entries_throttled: ProxyStats::get(&p.stats.entries_throttled),
+            entries_over_quota: ProxyStats::get(&p.stats.entries_over_quota),
             calls_failed: ProxyStats::get(&p.stats.calls_failed),
+            calls_over_quota: ProxyStats::get(&p.stats.calls_over_quota),
             limit_violations: ProxyStats::get(&p.stats.limit_violations),
         });
         drop(proxy);
@@ -551,6 +570,13 @@ impl Experiment {
             event_bytes: Tallies::get(&t.event_bytes),
             firehose_bytes: Tallies::get(&t.firehose_bytes),
             firehose_billed_bytes: Tallies::get(&t.firehose_billed_bytes),
+        });
+        let bridge = invoker.tallies().map(|t| BridgeSummary {
+            invocations: Tallies::get(&t.invocations),
+            events_received: Tallies::get(&t.events_received),
+            events_handed_back: Tallies::get(&t.events_retried),
+            records_failed_over: Tallies::get(&t.records_failed_over),
+            cpu_seconds: Tallies::get(&t.bridge_cpu_ns) as f64 / 1e9,
         });
 
         ledger.write_tsv(&self.run_dir.join("sent.tsv"))?;
@@ -606,6 +632,7 @@ impl Experiment {
             esm,
             proxy: proxy_summary,
             billing,
+            bridge,
             drained,
             cpu,
             timeline,

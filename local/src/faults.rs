@@ -10,10 +10,15 @@
 //! | `delay=MS` | every answer waits MS milliseconds (`250`, `250ms` or `2s`) |
 //! | `outage=START+LENGTH` | every call fails as a whole from START after the proxy started, for LENGTH (`8s+4s`): HTTP 503, which the SDK retries |
 //! | `missing=START+LENGTH` | the same window, but the delivery streams are missing: HTTP 400 `ResourceNotFoundException`, which the SDK does not retry, so every invocation in it fails at once (a poison stretch) |
+//! | `quota=REGION`, `quota=other` | each delivery stream gets Firehose's published Direct PUT quota of that Region (or of the other Regions): over records/s or bytes/s an entry is refused "Slow down.", over requests/s the whole call ([`crate::quota`]) |
+//! | `quota=records:N/requests:N/bytes:N` | an explicit quota per stream (any of the three; bytes may end in `KiB` or `MiB`) |
+//! | `quota_scale=F` | the quota times F, e.g. `quota=us-east-1,quota_scale=0.001` (`docs/scale.md`) |
 //!
 //! The real `PutRecordBatch` limits are always enforced, faults or not.
 
 use std::time::Duration;
+
+use crate::quota::Quota;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
@@ -23,6 +28,8 @@ pub struct Faults {
     pub delay: Duration,
     pub outage: Option<(Duration, Duration)>,
     pub missing: Option<(Duration, Duration)>,
+    /// The quota of each delivery stream, scaled.
+    pub quota: Option<Quota>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +70,7 @@ impl Faults {
 
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut faults = Faults::default();
+        let mut scale: Option<f64> = None;
         for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty() && *i != "none") {
             let (key, value) = item
                 .split_once('=')
@@ -83,12 +91,29 @@ impl Faults {
                 "delay" => faults.delay = duration(key, value)?,
                 "outage" => faults.outage = Some(window(key, value)?),
                 "missing" => faults.missing = Some(window(key, value)?),
+                "quota" => faults.quota = Some(Quota::parse(value)?),
+                "quota_scale" => {
+                    scale = Some(
+                        value
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|f| f.is_finite() && *f > 0.0)
+                            .ok_or_else(|| format!("quota_scale={value:?}: expected a positive factor, e.g. 0.001"))?,
+                    );
+                }
                 other => {
                     return Err(format!(
-                        "unknown fault {other:?}: expected throttle, fail, down, delay, outage or missing"
+                        "unknown fault {other:?}: expected throttle, fail, down, delay, outage, missing, quota or \
+                         quota_scale"
                     ));
                 }
             }
+        }
+        if let Some(factor) = scale {
+            let quota = faults
+                .quota
+                .ok_or_else(|| format!("quota_scale={factor}: scales a quota, but no quota= is given"))?;
+            faults.quota = Some(quota.scaled(factor));
         }
         Ok(faults)
     }
@@ -162,5 +187,17 @@ mod tests {
         assert!(missing.in_outage(Duration::from_millis(1_500)));
         assert!(!missing.streams_missing(Duration::from_secs(3)));
         assert!(Faults::parse("delay=soon").is_err());
+    }
+
+    #[test]
+    fn reads_a_scaled_quota_in_either_order() {
+        let f = Faults::parse("quota_scale=0.001,quota=us-east-1").unwrap();
+        let q = f.quota.unwrap();
+        assert_eq!((q.records_per_s, q.requests_per_s), (500.0, 2.0));
+        assert!(!f.is_none());
+        let error = Faults::parse("quota=records:2000/requests:fifty").unwrap_err();
+        assert!(error.contains("requests:fifty"), "{error}");
+        assert!(Faults::parse("quota_scale=0.5").unwrap_err().contains("no quota"));
+        assert!(Faults::parse("quota=other,quota_scale=-1").is_err());
     }
 }

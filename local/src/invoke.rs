@@ -78,6 +78,11 @@ pub struct Tallies {
     pub firehose_bytes: AtomicU64,
     pub firehose_billed_bytes: AtomicU64,
     pub put_calls: AtomicU64,
+    /// Records delivered to another stream than the one first tried.
+    pub records_failed_over: AtomicU64,
+    /// CPU time of the invocations, from reading the event to the answer
+    /// ([`crate::cpu::timed`]).
+    pub bridge_cpu_ns: AtomicU64,
 }
 
 impl Tallies {
@@ -97,6 +102,10 @@ pub struct Library {
 
 impl Library {
     async fn invoke(&self, event: &[u8], request_id: &str) -> Result<KinesisEventResponse, FunctionError> {
+        crate::cpu::timed(self.run(event, request_id), &self.tallies.bridge_cpu_ns).await
+    }
+
+    async fn run(&self, event: &[u8], request_id: &str) -> Result<KinesisEventResponse, FunctionError> {
         // What the runtime does first, into the type the function's handler
         // takes; a batch it cannot read fails the invocation, as there.
         let event: KinesisBatch = serde_json::from_slice(event)
@@ -126,6 +135,7 @@ impl Library {
         add(&t.firehose_bytes, s.firehose_bytes);
         add(&t.firehose_billed_bytes, s.firehose_billed_bytes);
         add(&t.put_calls, s.put_calls as usize);
+        add(&t.records_failed_over, s.records_failed_over);
         verdict.map_err(|e| FunctionError(e.to_string()))
     }
 }

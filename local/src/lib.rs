@@ -30,7 +30,8 @@
 //! - [`load`]: the load generator.
 //! - [`esm`]: the event source mapping (what Lambda runs in production),
 //!   and [`on_failure`], what it writes to S3 when it gives up on a batch.
-//! - [`invoke`]: invoking the bridge, in-process or through `cargo lambda`.
+//! - [`invoke`]: invoking the bridge, in-process or through `cargo lambda`;
+//!   [`cpu`] times the in-process bridge's invocations.
 //! - [`cargo_lambda`]: the function behind `cargo lambda watch`, and
 //!   [`runtime_shim`], which gives its invocations a real deadline;
 //!   [`bootstrap`], a built `bootstrap` (the packaged arm64 one under
@@ -38,7 +39,8 @@
 //! - [`lake`]: the template's Glue tables, the delivered objects laid out
 //!   as their partitions and read back with DuckDB.
 //! - [`landing`]: when each S3 object was written, as Firehose acknowledged it.
-//! - [`faults`] and [`proxy`]: the fault-injection proxy in front of Firehose.
+//! - [`faults`] and [`proxy`]: the fault-injection proxy in front of Firehose;
+//!   [`quota`], the per-stream quotas it enforces.
 //! - [`bucket`]: what the bucket holds, read back.
 //! - [`logs`]: the bridge's lines, read from a log or an object.
 //! - [`verify`]: accounts for every event, wherever it ended.
@@ -48,12 +50,17 @@
 //!   invoked with each file of `events/`, S3 checked.
 //! - [`experiment`] and [`progress`]: one whole run, as `make demo` does it;
 //!   [`report_page`] draws it as `report.html`.
+//! - [`scale`]: `make scale`, runs at several stream counts and loads, each
+//!   point an experiment with a quota per stream; [`scale_page`] draws it.
+//! - [`plan`]: `make plan`, the capacity plan; [`wire`] measures what the
+//!   bridge sends per event of a sample, [`prices`] holds the list prices.
 
 pub mod aws;
 pub mod bootstrap;
 pub mod bucket;
 pub mod cargo_lambda;
 pub mod child;
+pub mod cpu;
 pub mod emulator;
 pub mod esm;
 pub mod events;
@@ -66,14 +73,20 @@ pub mod ledger;
 pub mod load;
 pub mod logs;
 pub mod on_failure;
+pub mod plan;
+pub mod prices;
 pub mod progress;
 pub mod proxy;
+pub mod quota;
 pub mod report_page;
 pub mod round_trip;
 pub mod runtime_shim;
+pub mod scale;
+pub mod scale_page;
 pub mod setup;
 pub mod template;
 pub mod verify;
+pub mod wire;
 
 /// Errors of the local tools: each says what failed and what to do.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

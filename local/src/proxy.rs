@@ -3,10 +3,13 @@
 //! The bridge reaches it through the SDK's endpoint URL. `PutRecordBatch`
 //! calls are checked against the real service limits, which moto does not
 //! enforce, and answered as Firehose answers violations; then the faults of
-//! [`Faults`] are applied: throttled entries are answered
-//! `ServiceUnavailableException` "Slow down." by the proxy itself, only the
-//! rest are forwarded to moto, and the two answers are merged back by index
-//! into one response. Every other call is forwarded untouched.
+//! [`Faults`] are applied: whole-call failures first, then each stream's
+//! quota ([`crate::quota`]): a call over the requests quota is refused
+//! whole, and entries throttled at random or over the records or bytes
+//! quota are answered `ServiceUnavailableException` "Slow down." by the
+//! proxy itself; only the rest are forwarded to moto, and the two answers
+//! are merged back by index into one response. Every other call is
+//! forwarded untouched.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -27,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::Result;
 use crate::faults::Faults;
+use crate::quota::{Admission, Limiter};
 
 const PUT_RECORD_BATCH: &str = "Firehose_20150804.PutRecordBatch";
 const SLOW_DOWN: &str = "Slow down.";
@@ -36,9 +40,15 @@ const SLOW_DOWN: &str = "Slow down.";
 pub struct ProxyStats {
     pub put_calls: AtomicU64,
     pub entries: AtomicU64,
+    /// Entries refused "Slow down.": throttled at random or over a quota.
     pub entries_throttled: AtomicU64,
-    /// Calls failed as a whole: `fail`, `down` and `outage`.
+    /// Of those, the entries over a stream's records or bytes quota.
+    pub entries_over_quota: AtomicU64,
+    /// Calls failed as a whole: `fail`, `down`, `outage`, `missing`, and
+    /// calls over a stream's requests quota.
     pub calls_failed: AtomicU64,
+    /// Of those, the calls over a stream's requests quota.
+    pub calls_over_quota: AtomicU64,
     /// Calls that broke a `PutRecordBatch` limit.
     pub limit_violations: AtomicU64,
 }
@@ -61,6 +71,7 @@ pub struct Proxy {
 struct State {
     upstream: String,
     faults: Faults,
+    quota: Option<Limiter>,
     started: Instant,
     client: HttpClient,
     stats: Arc<ProxyStats>,
@@ -83,6 +94,7 @@ impl Proxy {
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_owned(),
             faults: faults.clone(),
+            quota: faults.quota.map(Limiter::new),
             started,
             client: http_client(),
             stats: stats.clone(),
@@ -181,11 +193,35 @@ async fn put_record_batch(state: &State, parts: hyper::http::request::Parts, bod
         stats.limit_violations.fetch_add(1, Ordering::Relaxed);
         return violation;
     }
+    if let Some(failure) = whole_call_failure(state, &input) {
+        stats.calls_failed.fetch_add(1, Ordering::Relaxed);
+        return failure;
+    }
+    let Some(refused) = refusals(state, &input) else {
+        stats.calls_failed.fetch_add(1, Ordering::Relaxed);
+        stats.calls_over_quota.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            SLOW_DOWN,
+        );
+    };
+    let refused_count = refused.iter().filter(|&&r| r).count();
+    stats
+        .entries_throttled
+        .fetch_add(refused_count as u64, Ordering::Relaxed);
+    if refused_count == 0 {
+        return forward(state, parts, body).await;
+    }
+    forward_the_rest(state, parts, input, &refused).await
+}
 
+/// The call failed as a whole by a fault: the streams are missing, an
+/// outage, a stream down, or a random failure.
+fn whole_call_failure(state: &State, input: &Input) -> Option<Response<Full<Bytes>>> {
     let faults = &state.faults;
     if faults.streams_missing(state.started.elapsed()) {
-        stats.calls_failed.fetch_add(1, Ordering::Relaxed);
-        return error(
+        return Some(error(
             StatusCode::BAD_REQUEST,
             "ResourceNotFoundException",
             &format!(
@@ -193,22 +229,26 @@ async fn put_record_batch(state: &State, parts: hyper::http::request::Parts, bod
                 input.stream,
                 crate::aws::ACCOUNT
             ),
-        );
+        ));
     }
-    let whole_call_fails = faults.in_outage(state.started.elapsed())
+    let fails = faults.in_outage(state.started.elapsed())
         || faults.down.contains(&input.stream)
         || (faults.fail > 0.0 && rand::rng().random_bool(faults.fail));
-    if whole_call_fails {
-        stats.calls_failed.fetch_add(1, Ordering::Relaxed);
-        return error(
+    fails.then(|| {
+        error(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailableException",
             SLOW_DOWN,
-        );
-    }
+        )
+    })
+}
 
-    let share = faults.throttle_share(&input.stream);
-    let throttled: Vec<bool> = {
+/// Per entry, whether it is refused "Slow down.": throttled at random, or
+/// over the stream's records or bytes quota. `None`: the call is over the
+/// stream's requests quota, refused whole.
+fn refusals(state: &State, input: &Input) -> Option<Vec<bool>> {
+    let share = state.faults.throttle_share(&input.stream);
+    let mut refused: Vec<bool> = {
         let mut rng = rand::rng();
         input
             .records
@@ -216,26 +256,48 @@ async fn put_record_batch(state: &State, parts: hyper::http::request::Parts, bod
             .map(|_| share > 0.0 && rng.random_bool(share))
             .collect()
     };
-    let throttled_count = throttled.iter().filter(|&&t| t).count();
-    stats
-        .entries_throttled
-        .fetch_add(throttled_count as u64, Ordering::Relaxed);
-    if throttled_count == 0 {
-        return forward(state, parts, body).await;
+    let Some(limiter) = &state.quota else {
+        return Some(refused);
+    };
+    let offered: Vec<usize> = (0..refused.len()).filter(|&i| !refused[i]).collect();
+    let sizes: Vec<usize> = offered.iter().map(|&i| decoded_len(&input.records[i].data)).collect();
+    match limiter.admit(&input.stream, &sizes, Instant::now()) {
+        Admission::CallRefused => None,
+        Admission::Entries(over) => {
+            let over_quota = over.iter().filter(|&&o| o).count();
+            state
+                .stats
+                .entries_over_quota
+                .fetch_add(over_quota as u64, Ordering::Relaxed);
+            for (&i, over) in offered.iter().zip(over) {
+                refused[i] = over;
+            }
+            Some(refused)
+        }
     }
+}
 
+/// Forwards the entries not refused to moto and merges its answers with
+/// the refusals, by index, into one response.
+async fn forward_the_rest(
+    state: &State,
+    parts: hyper::http::request::Parts,
+    input: Input,
+    refused: &[bool],
+) -> Response<Full<Bytes>> {
+    let refused_count = refused.iter().filter(|&&r| r).count();
     let forwarded: Vec<Entry> = input
         .records
-        .iter()
-        .zip(&throttled)
-        .filter(|(_, t)| !**t)
-        .map(|(e, _)| e.clone())
+        .into_iter()
+        .zip(refused)
+        .filter(|(_, r)| !**r)
+        .map(|(e, _)| e)
         .collect();
     let mut moto_answers: Vec<Value> = Vec::new();
     let mut moto_failed = 0;
     if !forwarded.is_empty() {
         let rest = Input {
-            stream: input.stream.clone(),
+            stream: input.stream,
             records: forwarded,
         };
         let Ok(rest_body) = serde_json::to_vec(&rest) else {
@@ -259,10 +321,10 @@ async fn put_record_batch(state: &State, parts: hyper::http::request::Parts, bod
             .unwrap_or_default();
     }
     let mut from_moto = moto_answers.into_iter();
-    let responses: Vec<Value> = throttled
+    let responses: Vec<Value> = refused
         .iter()
-        .map(|&t| {
-            if t {
+        .map(|&r| {
+            if r {
                 json!({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": SLOW_DOWN})
             } else {
                 // Missing answers stay missing; the bridge treats them as refused.
@@ -271,7 +333,7 @@ async fn put_record_batch(state: &State, parts: hyper::http::request::Parts, bod
         })
         .collect();
     let merged = json!({
-        "FailedPutCount": throttled_count as u64 + moto_failed,
+        "FailedPutCount": refused_count as u64 + moto_failed,
         "Encrypted": false,
         "RequestResponses": responses,
     });

@@ -8,7 +8,8 @@
 //! (p50, p99); what the fault proxy did, with its outages shaded; what the
 //! event source mapping did; then the final account, the settings and the
 //! CPU each part used. A run that ended early still gets its page, saying
-//! so at the top.
+//! so at the top. `make scale`'s page (`scale_page.rs`) draws with the
+//! same charts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -146,7 +147,8 @@ pub fn page(record: &RunRecord) -> Result<String> {
     let events = chart(&Chart {
         title: "Events per second",
         y_label: "events / s",
-        length,
+        x: (0.0, length),
+        x_desc: SECONDS,
         series: vec![
             ("sent into Kinesis", BLUE, per_second(|s| s.sent)),
             ("delivered to S3", GREEN, per_second(|s| s.delivered)),
@@ -167,7 +169,8 @@ pub fn page(record: &RunRecord) -> Result<String> {
     let delays = chart(&Chart {
         title: "Send-to-S3 delay, by the second the events were sent",
         y_label: "ms",
-        length,
+        x: (0.0, length),
+        x_desc: SECONDS,
         series: vec![("p50", BLUE, delay(|s| s.p50_ms)), ("p99", RED, delay(|s| s.p99_ms))],
         bands: &outages,
         target: None,
@@ -180,7 +183,8 @@ pub fn page(record: &RunRecord) -> Result<String> {
             "Fault proxy (outages shaded)"
         },
         y_label: "per second",
-        length,
+        x: (0.0, length),
+        x_desc: SECONDS,
         series: vec![
             ("entries throttled", MAGENTA, rate_of(|s| s.throttled)),
             ("calls failed whole", RED, rate_of(|s| s.calls_failed)),
@@ -191,7 +195,8 @@ pub fn page(record: &RunRecord) -> Result<String> {
     let mapping = chart(&Chart {
         title: "Event source mapping",
         y_label: "per second",
-        length,
+        x: (0.0, length),
+        x_desc: SECONDS,
         series: vec![
             ("invocations", BLUE, rate_of(|s| Some(s.invocations))),
             ("function errors", RED, rate_of(|s| Some(s.function_errors))),
@@ -235,7 +240,7 @@ pub fn page(record: &RunRecord) -> Result<String> {
     Ok(html)
 }
 
-const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1000px}\
+pub(crate) const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1000px}\
 h1{font-size:22px}h2{font-size:18px;margin-top:28px}\
 .early{background:#fde8e8;border:1px solid #c33;padding:8px 12px;font-weight:bold}\
 .verdict{font-size:32px;font-weight:bold;margin:8px 0}.ok{color:#1a7f37}.bad{color:#c33}\
@@ -370,18 +375,22 @@ fn outage_windows(timeline: &[Snapshot]) -> Vec<(f64, f64)> {
     windows
 }
 
-/// A line: its name, its colour, its points (seconds, value).
-type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+/// The time charts' x axis.
+const SECONDS: &str = "seconds since the load started";
 
-struct Chart<'a> {
-    title: &'a str,
-    y_label: &'a str,
-    /// Seconds of the x axis.
-    length: f64,
-    series: Vec<Series<'a>>,
+/// A line: its name, its colour, its points (x, value).
+pub(crate) type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+pub(crate) struct Chart<'a> {
+    pub title: &'a str,
+    pub y_label: &'a str,
+    /// The x axis: from, to, and what it counts.
+    pub x: (f64, f64),
+    pub x_desc: &'a str,
+    pub series: Vec<Series<'a>>,
     /// Stretches to shade, in seconds.
-    bands: &'a [(f64, f64)],
-    target: Option<(&'a str, f64)>,
+    pub bands: &'a [(f64, f64)],
+    pub target: Option<(&'a str, f64)>,
 }
 
 /// A tick label: whole numbers as such, others with the one decimal that
@@ -396,7 +405,7 @@ fn tick(y: f64) -> String {
 
 /// One chart as an SVG element, without the namespace attribute (inline
 /// SVG in HTML needs none, and the page refers to no address).
-fn chart(chart: &Chart<'_>) -> Result<String> {
+pub(crate) fn chart(chart: &Chart<'_>) -> Result<String> {
     let failed = |e: &dyn std::fmt::Display| format!("drawing the chart {:?}: {e}", chart.title);
     let top = chart
         .series
@@ -415,12 +424,12 @@ fn chart(chart: &Chart<'_>) -> Result<String> {
             .margin(10)
             .x_label_area_size(36)
             .y_label_area_size(70)
-            .build_cartesian_2d(0f64..chart.length, 0f64..top)
+            .build_cartesian_2d(chart.x.0..chart.x.1, 0f64..top)
             .map_err(|e| failed(&e))?;
         plot.configure_mesh()
-            .x_desc("seconds since the load started")
+            .x_desc(chart.x_desc)
             .y_desc(chart.y_label)
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&|x| tick(*x))
             .y_label_formatter(&|y| tick(*y))
             .light_line_style(WHITE)
             .draw()
@@ -434,7 +443,7 @@ fn chart(chart: &Chart<'_>) -> Result<String> {
         .map_err(|e| failed(&e))?;
         if let Some((name, value)) = chart.target {
             plot.draw_series(LineSeries::new(
-                [(0.0, value), (chart.length, value)],
+                [(chart.x.0, value), (chart.x.1, value)],
                 BLACK.mix(0.5).stroke_width(1),
             ))
             .map_err(|e| failed(&e))?
@@ -459,7 +468,7 @@ fn chart(chart: &Chart<'_>) -> Result<String> {
     Ok(svg.replace(" xmlns=\"http://www.w3.org/2000/svg\"", ""))
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -529,7 +538,8 @@ mod tests {
         let quiet = Chart {
             title: "no faults",
             y_label: "per second",
-            length: 60.0,
+            x: (0.0, 60.0),
+            x_desc: SECONDS,
             series: vec![("throttled", RED, vec![(0.0, 0.0), (59.0, 0.0)])],
             bands: &[],
             target: None,

@@ -163,6 +163,58 @@ fn get_att_resource(value: &Value) -> Option<&str> {
     }
 }
 
+/// A parameter of the template: its default, its `AllowedValues`, and its
+/// `MinValue` and `MaxValue`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parameter {
+    pub default: Option<String>,
+    pub allowed: Vec<String>,
+    pub min: Option<u64>,
+    pub max: Option<u64>,
+}
+
+impl Parameter {
+    /// The largest value it takes: its `MaxValue`, or its largest allowed
+    /// number.
+    pub fn largest(&self) -> Option<u64> {
+        self.max
+            .or_else(|| self.allowed.iter().filter_map(|v| v.parse().ok()).max())
+    }
+}
+
+/// The parameters of the template at `path`, by name.
+pub fn parameters(path: &Path) -> Result<std::collections::BTreeMap<String, Parameter>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let template: Value = serde_norway::from_str(&text).map_err(|e| format!("{} is not YAML: {e}", path.display()))?;
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    let mut found = std::collections::BTreeMap::new();
+    for (name, p) in template
+        .get("Parameters")
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = name.as_str() else { continue };
+        let parameter = Parameter {
+            default: p.get("Default").and_then(scalar),
+            allowed: p
+                .get("AllowedValues")
+                .and_then(Value::as_sequence)
+                .map(|values| values.iter().filter_map(scalar).collect())
+                .unwrap_or_default(),
+            min: p.get("MinValue").and_then(Value::as_u64),
+            max: p.get("MaxValue").and_then(Value::as_u64),
+        };
+        found.insert(name.to_owned(), parameter);
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +242,20 @@ mod tests {
         assert_eq!(env.get("ON_PARTIAL_FAILURE"), Some(&"log"));
         assert_eq!(env.get("MAX_PUT_ATTEMPTS"), Some(&"5"));
         assert!(!env.contains_key("DELIVERY_STREAMS") && !env.contains_key("UNDELIVERED_BUCKET"));
+    }
+
+    #[test]
+    fn reads_the_parameters_defaults_and_allowed_values() {
+        let parameters = parameters(&crate::repo_root().join("template.yaml")).unwrap();
+        let compression = &parameters["Compression"];
+        assert_eq!(compression.default.as_deref(), Some("gzip"));
+        assert_eq!(compression.allowed, ["gzip", "none"]);
+        let streams = &parameters["DeliveryStreamCount"];
+        assert_eq!(streams.allowed.first().map(String::as_str), Some("1"));
+        assert!(streams.largest().is_some_and(|n| n >= 4));
+        let shards = &parameters["ShardCount"];
+        assert_eq!(shards.default.as_deref(), Some("10"));
+        assert_eq!((shards.min, shards.largest()), (Some(1), Some(10_000)));
     }
 
     #[test]

@@ -287,8 +287,15 @@ fn print(args: &Args, outcome: &Findings, lake: &LakeCheck) {
     }
     if let Some(p) = &outcome.proxy {
         println!(
-            "fault proxy: {} PutRecordBatch calls, {} of {} entries throttled, {} calls failed whole, {} limit violations",
-            p.put_calls, p.entries_throttled, p.entries, p.calls_failed, p.limit_violations
+            "fault proxy: {} PutRecordBatch calls, {} of {} entries throttled ({} over a quota), {} calls failed whole \
+             ({} over a quota), {} limit violations",
+            p.put_calls,
+            p.entries_throttled,
+            p.entries,
+            p.entries_over_quota,
+            p.calls_failed,
+            p.calls_over_quota,
+            p.limit_violations
         );
     }
     for line in outcome.report().lines() {

@@ -14,7 +14,8 @@ struct Args {
     /// moto's endpoint, e.g. http://127.0.0.1:5000.
     #[arg(long)]
     upstream: String,
-    /// e.g. `throttle=0.3,down=analytics-events-1` (see faults.rs).
+    /// e.g. `throttle=0.3,down=analytics-events-1` or
+    /// `quota=us-east-1,quota_scale=0.001` (see faults.rs).
     #[arg(long, default_value = "")]
     faults: String,
     /// Address to listen on (127.0.0.1 only).
@@ -51,11 +52,14 @@ async fn main() -> ExitCode {
     let _ = tokio::signal::ctrl_c().await;
     let s = &proxy.stats;
     eprintln!(
-        "{} PutRecordBatch calls, {} of {} entries throttled, {} calls failed whole, {} limit violations",
+        "{} PutRecordBatch calls, {} of {} entries throttled ({} over a quota), {} calls failed whole ({} over a \
+         quota), {} limit violations",
         ProxyStats::get(&s.put_calls),
         ProxyStats::get(&s.entries_throttled),
         ProxyStats::get(&s.entries),
+        ProxyStats::get(&s.entries_over_quota),
         ProxyStats::get(&s.calls_failed),
+        ProxyStats::get(&s.calls_over_quota),
         ProxyStats::get(&s.limit_violations)
     );
     ExitCode::SUCCESS
