@@ -30,7 +30,7 @@ unit: moto kinesalite cargo-lambda duckdb
 check-deploy:
 	tools/check-deploy
 
-## bench: criterion benchmarks (figures in README, Performance)
+## bench: criterion benchmarks (figures in docs/performance.md)
 bench:
 	cargo bench -p kinesis-firehose-bridge --bench invocation
 	cargo bench -p kinesis-firehose-bridge --bench cost

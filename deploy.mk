@@ -1,4 +1,4 @@
-# Packaging and deploying the function (issue 23), included by the root
+# Packaging and deploying the function, included by the root
 # Makefile. docs/deploy.md says what each step needs and costs.
 #
 #   make package                                   the arm64 zip with the pinned tools, checked

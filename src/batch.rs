@@ -3,7 +3,7 @@
 //!
 //! `aws_lambda_events::KinesisEvent` reads every field of every record into
 //! owned strings and parses a date per record; for a 500-record batch that
-//! costs more than all the bridge's own work (see README, Performance). This
+//! costs more than all the bridge's own work (see docs/performance.md). This
 //! view skips what the bridge does not use and base64-decodes `data` once,
 //! straight from the payload. Both shapes implement [`SourceRecord`], so the
 //! bridge takes either.
@@ -24,6 +24,9 @@ pub trait SourceRecord {
     /// Seconds since the epoch.
     fn approximate_arrival_timestamp(&self) -> f64;
 }
+
+#[cfg(any(test, feature = "builders"))]
+pub mod build;
 
 /// A Lambda `KinesisEvent` document, lean.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

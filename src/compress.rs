@@ -15,13 +15,16 @@
 //! the limit once compressed is given back, to be rejected as too large.
 //!
 //! The compressor is `flate2` on `zlib-rs` (a pure-Rust port of zlib-ng) at
-//! level [`LEVEL`]: chosen by measurement (README, Compression).
+//! level [`LEVEL`]: chosen by measurement (docs/compression.md).
 
-use std::io::Write;
+use std::borrow::Cow;
+use std::io::{Read, Write};
 use std::ops::Range;
 
 use flate2::Compression;
+use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
+use thiserror::Error;
 
 use crate::limits::MAX_RECORD_SIZE;
 use crate::pack::Packed;
@@ -30,7 +33,7 @@ use crate::pack::Packed;
 /// spend on it (gzip at most 1.5 times the uncompressed invocation, 500 x
 /// 1 KB through the SDK): 1.41 times, against 1.61 at level 5 and 1.78 at
 /// 6, while sending 5% fewer bytes than level 3 on realistic events
-/// (README, Compression).
+/// (docs/compression.md).
 pub const LEVEL: u32 = 4;
 
 /// What packing lines into gzip members gives.
@@ -104,11 +107,35 @@ pub fn is_gzip(data: &[u8]) -> bool {
     data.starts_with(&[0x1F, 0x8B])
 }
 
+/// Why [`open`] could not open an object or record.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    #[error("not a whole gzip stream: {0}")]
+    Gzip(#[from] std::io::Error),
+    #[error("opens to more than {0} bytes")]
+    TooLarge(u64),
+}
+
+/// `data` as it is, or, when it is gzip, its members opened (a series of
+/// members, as Firehose concatenates the records the bridge gzipped), up
+/// to `max` bytes.
+pub fn open(data: &[u8], max: u64) -> Result<Cow<'_, [u8]>, OpenError> {
+    if !is_gzip(data) {
+        return Ok(Cow::Borrowed(data));
+    }
+    let mut out = Vec::new();
+    MultiGzDecoder::new(data)
+        .take(max.saturating_add(1))
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(OpenError::TooLarge(max));
+    }
+    Ok(Cow::Owned(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::read::MultiGzDecoder;
-    use std::io::Read;
 
     fn gunzip(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

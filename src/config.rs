@@ -33,7 +33,7 @@ pub mod vars {
     pub const UNDELIVERED_BUCKET: &str = "UNDELIVERED_BUCKET";
     pub const COMPRESSION: &str = "COMPRESSION";
 
-    /// All of the above, in the order the README's table lists them.
+    /// All of the above, in the order docs/configuration.md lists them.
     pub const ALL: &[&str] = &[
         DELIVERY_STREAMS,
         REJECTS_DELIVERY_STREAM,
@@ -67,7 +67,9 @@ pub enum Compression {
 /// What to do with records that still fail after every resend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnPartialFailure {
-    /// Log each as a `dead_letter` line carrying its bytes, and move on.
+    /// Keep each as a dead letter in an S3 object the function writes
+    /// (`dead-letters/`, replayable), and move on; what S3 does not take is
+    /// handed back to Kinesis.
     Log,
     /// Report the lowest undelivered sequence number in `batchItemFailures`,
     /// so the event source mapping retries from there.
@@ -100,7 +102,9 @@ pub struct Config {
     pub max_put_attempts: u32,
     pub on_partial_failure: OnPartialFailure,
     pub metrics_namespace: String,
-    /// No resend starts later than this before the invocation deadline.
+    /// Calls stop this long before the invocation deadline (the time left
+    /// for S3 and the answer); none starts with less than
+    /// [`crate::limits::MIN_CALL_TIME`] left before that point.
     pub deadline_safety_margin: Duration,
     pub backoff_base: Duration,
     pub backoff_max: Duration,

@@ -180,12 +180,33 @@ pub enum ReplayError {
 
 /// The records to deliver again, from dead letters in any order: whole
 /// letters as they are, parted lines joined once all their parts are here.
-pub fn reassemble(letters: &[DeadLetter]) -> Result<Vec<Vec<u8>>, ReplayError> {
+pub fn reassemble<'a>(letters: impl IntoIterator<Item = &'a DeadLetter>) -> Result<Vec<Vec<u8>>, ReplayError> {
     let pieces = letters
-        .iter()
+        .into_iter()
         .map(|l| Ok((l.part.clone(), l.bytes()?)))
         .collect::<Result<Vec<_>, ReplayError>>()?;
     Ok(part::join(pieces)?)
+}
+
+/// The letters of each record they carry, in the order given: a whole
+/// letter alone, or every part of one parted line together. `letter` finds
+/// the dead letter in whatever holds it (a log line with its time, say).
+pub fn by_record<'a, L>(letters: &'a [L], letter: impl Fn(&L) -> &DeadLetter) -> Vec<Vec<&'a L>> {
+    let mut records: Vec<Vec<&'a L>> = Vec::new();
+    let mut groups: std::collections::HashMap<&'a str, usize> = std::collections::HashMap::new();
+    for held in letters {
+        match &letter(held).part {
+            None => records.push(vec![held]),
+            Some(part) => match groups.get(part.group.as_str()) {
+                Some(&at) => records[at].push(held),
+                None => {
+                    groups.insert(part.group.as_str(), records.len());
+                    records.push(vec![held]);
+                }
+            },
+        }
+    }
+    records
 }
 
 #[cfg(test)]

@@ -55,7 +55,8 @@
 //! - [`replay`]: what the stack set aside, sent again, each object once
 //!   ([`on_failure`] reads Lambda's on-failure objects, [`redrive`] follows
 //!   the hand-backs as the event source mapping does).
-//! - [`clients`]: the AWS SDK clients both binaries build at cold start.
+//! - [`cold_start`]: what both binaries load at cold start (configuration,
+//!   contract, and the AWS SDK clients of [`clients`]).
 //! - [`report`] and [`metrics`]: the per-invocation summary and its EMF
 //!   line; [`log`]: the JSON lines the function writes, and where.
 //! - [`config`], [`limits`], [`telemetry`]: cold-start settings, AWS limits
@@ -65,6 +66,7 @@ pub mod backoff;
 pub mod batch;
 pub mod bridge;
 pub mod clients;
+pub mod cold_start;
 pub mod compress;
 pub mod config;
 pub mod dead_letter;

@@ -98,6 +98,11 @@ pub const DIRECT_PUT_QUOTA_OTHER_REGIONS: DirectPutQuota = DirectPutQuota {
 
 // ------------------------------------------------------------- Kinesis --
 
+/// "Each shard can support up to five read transactions per second"
+/// (Kinesis Data Streams quotas, `GetRecords`): the local event source
+/// mapping polls a shard at most this often.
+pub const GET_RECORDS_PER_SHARD_PER_SECOND: u32 = 5;
+
 /// `PartitionKey`: "Minimum length of 1. Maximum length of 256." (Kinesis
 /// API Reference, `PutRecord`). KPL user records carry keys Kinesis never
 /// checked, so a rejected record's line keeps at most this many bytes of
@@ -158,7 +163,7 @@ pub const MAX_DATA_PER_LINE: usize = 160 * 1024;
 /// alone holds more is rejected whole, its bytes kept, without its user
 /// records being decoded.
 ///
-/// The value keeps the worst invocation within 64 MiB (README, Memory).
+/// The value keeps the worst invocation within 64 MiB (docs/performance.md, Memory).
 /// Real traffic rarely meets it: a 6 MB payload holds about 4.5 MB of
 /// records, so 25,000 user records means events of 180 bytes on average;
 /// smaller events take two invocations per batch.

@@ -134,6 +134,29 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A rejected record put back together.
+/// A line of a reject object that is not a reject line.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("line {line}: not a reject line: {reason}")]
+pub struct LineError {
+    /// 1-based.
+    pub line: usize,
+    pub reason: String,
+}
+
+/// The reject lines of an object of `rejects/` or `rejects-unsent/` (its
+/// gzip members opened), in order; blank lines are skipped.
+pub fn read_lines(body: &[u8]) -> impl Iterator<Item = Result<RejectLine, LineError>> + '_ {
+    body.split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+        .map(|(n, l)| {
+            serde_json::from_slice(l).map_err(|e| LineError {
+                line: n + 1,
+                reason: e.to_string(),
+            })
+        })
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recovered {
     /// The first line of the record, its `data` and `part` cleared.

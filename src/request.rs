@@ -4,15 +4,16 @@ use crate::limits::{
     MAX_RECORDS_PER_REQUEST, MAX_REQUEST_SIZE, REQUEST_BYTES_FIXED, REQUEST_BYTES_PER_RECORD, base64_len,
 };
 
-/// Bytes a request for `stream` spends on one record of `len` bytes, as sent.
+/// Bytes a request spends on one record of `len` bytes, as sent (base64
+/// and the entry's JSON).
 pub fn wire_size(len: usize) -> usize {
     base64_len(len) + REQUEST_BYTES_PER_RECORD
 }
 
 /// Groups records (given by their byte lengths, in order) into requests of
 /// at most [`MAX_RECORDS_PER_REQUEST`] records and [`MAX_REQUEST_SIZE`]
-/// bytes as sent. Returns, for each request, the positions of its records
-/// in `lengths`. Every record is within the Firehose record limit, so each
+/// bytes as sent (`stream`'s name counts in each request). Returns, for
+/// each request, the range of its records' positions in `lengths`. Every record is within the Firehose record limit, so each
 /// fits in a request of its own.
 pub fn split(stream: &str, lengths: &[usize]) -> Vec<std::ops::Range<usize>> {
     let fixed = REQUEST_BYTES_FIXED + stream.len();

@@ -72,7 +72,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// The heap's budget for one invocation's own work, capacity counted (a
 /// buffer's untouched tail costs no resident memory, so this is the upper
 /// bound). With the runtime, the SDK and the payload itself the process
-/// stays within 64 MiB (README, Memory).
+/// stays within 64 MiB (docs/performance.md, Memory).
 const HEAP_BUDGET: usize = 32 * 1024 * 1024;
 
 /// A Firehose that accepts everything, checks every request against the

@@ -10,7 +10,7 @@ use kinesis_firehose_bridge::event::{Contract, ContractError, Formats};
 use kinesis_firehose_bridge::reason::Reason;
 use serde_json::json;
 
-/// The schema a user tried (issue 14).
+/// The schema a user tried.
 fn user_schema() -> serde_json::Value {
     json!({"type":"object","required":["event_type","timestamp","user_id"],
            "properties":{"event_type":{"type":"string","minLength":1},

@@ -905,7 +905,7 @@ fn one_parameter_sets_the_function_s_compression_and_the_delivery_streams_and_th
     let p = parameter(parameter_name);
     assert_eq!(
         p["Default"], "gzip",
-        "the cost figures choose gzip (README, Compression)"
+        "the cost figures choose gzip (docs/compression.md)"
     );
     let allowed: BTreeSet<&str> = listed(&p["AllowedValues"])
         .into_iter()

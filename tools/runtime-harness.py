@@ -11,8 +11,8 @@ here; every PutRecordBatch entry is accepted at once). It measures:
   each batch, a fresh process per batch, configured as deployed (two
   delivery streams and a rejects stream): 500 x 1 KB events, a maximum-size
   invocation (~6 MB of payload: 500 records of ~8.9 KB, base64 in the JSON
-  document), the same with COMPRESSION=gzip, the hostile KPL aggregates of
-  issue 13, and the worst batch within 6 MB (aggregates of 10,000 empty user
+  document), the same with COMPRESSION=gzip, the hostile KPL aggregates
+  (huge keys, many empty records), and the worst batch within 6 MB (aggregates of 10,000 empty user
   records under a 256-character key of control characters), also with the
   rejects stream refusing every call, so that every reject is kept in the
   log.
@@ -108,7 +108,7 @@ def empty_users(n, key):
 
 
 def hostile_batches():
-    """Issue 13's table, and the worst batch within 6 MB."""
+    """The hostile aggregates, and the worst batch within 6 MB."""
     key20 = aggregate(["k" * 20_000], [(0, None, b"")] * 5_000)
     key60 = aggregate(["k" * 60_000], [(0, None, b"")] * 5_000)
     hash30 = aggregate(["k"], [(0, 0, b"")] * 10_000, hash_keys=["9" * 30_000])

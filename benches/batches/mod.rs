@@ -2,8 +2,7 @@
 //! `invocation` and `cost`.
 #![allow(dead_code)]
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use kinesis_firehose_bridge::batch::{self, build::EventRecord};
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::{CallError, EntryResults, Firehose};
 use kinesis_firehose_bridge::store::NoStore;
@@ -25,30 +24,19 @@ pub fn event(i: usize, size: usize) -> Vec<u8> {
 
 /// A `KinesisEvent` document as Lambda sends it, with these record payloads.
 pub fn payload(records: &[Vec<u8>]) -> Vec<u8> {
-    let records: Vec<serde_json::Value> = records
-        .iter()
-        .enumerate()
-        .map(|(i, data)| {
-            let seq = format!("49658000000000000000000000000000000000000000000000{i:06}");
-            serde_json::json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": format!("user-{i}"),
-                    "sequenceNumber": seq,
-                    "data": STANDARD.encode(data),
-                    "approximateArrivalTimestamp": 1764072000.123
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("shardId-000000000003:{seq}"),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/kinesis-firehose-bridge",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/analytics-events"
-            })
-        })
-        .collect();
-    serde_json::to_vec(&serde_json::json!({ "Records": records })).unwrap()
+    let records = records.iter().enumerate().map(|(i, data)| {
+        let sequence_number = format!("49658000000000000000000000000000000000000000000000{i:06}");
+        EventRecord {
+            shard_id: "shardId-000000000003",
+            stream_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/analytics-events",
+            partition_key: &format!("user-{i}"),
+            sequence_number: &sequence_number,
+            data,
+            arrival: 1764072000.123,
+        }
+        .json()
+    });
+    serde_json::to_vec(&batch::build::event(records)).unwrap()
 }
 
 pub struct Batch {

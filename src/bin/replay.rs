@@ -2,28 +2,21 @@
 //! same variables, set by the same template parameters), then serve replay
 //! requests (`{"prefix": "dead-letters/", "bucket": "…", "dry_run": true}`).
 
+use kinesis_firehose_bridge::Bridge;
 use kinesis_firehose_bridge::bridge::deadline_from_epoch_ms;
-use kinesis_firehose_bridge::event::Contract;
+use kinesis_firehose_bridge::cold_start::ColdStart;
 use kinesis_firehose_bridge::log::Stdout;
 use kinesis_firehose_bridge::replay::{self, Answer, Request, RequestError};
 use kinesis_firehose_bridge::store::S3Store;
-use kinesis_firehose_bridge::{Bridge, Config, clients, telemetry};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    telemetry::init(|name| std::env::var(name).ok());
-    let config = Config::from_env().inspect_err(|e| tracing::error!(kind = "init_error", "{e}"))?;
-    let contract = Contract::load(config.event_schema_file.as_deref(), config.event_schema_formats)
-        .inspect_err(|e| tracing::error!(kind = "init_error", "{e}"))?;
-    let sdk = clients::sdk_config().await;
-    let s3 = clients::s3(&sdk);
-    let store = config
-        .undelivered_bucket
-        .as_ref()
-        .map(|bucket| S3Store::new(s3.clone(), bucket));
-    let stack_bucket = config.undelivered_bucket.clone();
-    let bridge = Bridge::new(replay::settings(config), contract, clients::firehose(&sdk), store);
+    let start = ColdStart::from_env().await?;
+    let store = start.store();
+    let stack_bucket = start.config.undelivered_bucket.clone();
+    let s3 = start.s3;
+    let bridge = Bridge::new(replay::settings(start.config), start.contract, start.firehose, store);
     let (bridge, s3, stack_bucket) = (&bridge, &s3, &stack_bucket);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Request>| async move {
         let bucket = event

@@ -12,8 +12,6 @@
 //!
 //! Anything that does not read as its kind is unreadable, with the reason.
 
-use std::io::Read;
-
 use crate::batch::{Payload, Record};
 use crate::compress;
 use crate::dead_letter::{self, DeadLetter};
@@ -68,18 +66,10 @@ fn dead_letter_records(body: &[u8]) -> Result<Vec<Record>, String> {
     }
     // A whole letter is a record; the parts of one line make one record.
     let mut units: Vec<(Vec<u8>, &DeadLetter)> = Vec::new();
-    let mut groups: std::collections::BTreeMap<&str, Vec<&DeadLetter>> = Default::default();
-    for letter in &letters {
-        match &letter.part {
-            None => units.push((letter.bytes().map_err(|e| e.to_string())?, letter)),
-            Some(part) => groups.entry(&part.group).or_default().push(letter),
-        }
-    }
-    for group in groups.into_values() {
-        let owned: Vec<DeadLetter> = group.iter().map(|&l| l.clone()).collect();
-        let mut joined = dead_letter::reassemble(&owned).map_err(|e| e.to_string())?;
-        if let Some(record) = joined.pop() {
-            units.push((record, group[0]));
+    for record_letters in dead_letter::by_record(&letters, |l| l) {
+        let mut joined = dead_letter::reassemble(record_letters.iter().copied()).map_err(|e| e.to_string())?;
+        if let (Some(record), Some(first)) = (joined.pop(), record_letters.first().copied()) {
+            units.push((record, first));
         }
     }
     let mut records = Vec::new();
@@ -104,7 +94,9 @@ fn dead_letter_records(body: &[u8]) -> Result<Vec<Record>, String> {
 }
 
 fn reject_records(body: &[u8]) -> Result<Vec<Record>, String> {
-    let lines = lines_as::<RejectLine>(body)?;
+    let lines = reject::read_lines(body)
+        .collect::<Result<Vec<RejectLine>, _>>()
+        .map_err(|e| e.to_string())?;
     let recovered = reject::recover(lines).map_err(|e| e.to_string())?;
     Ok(recovered
         .into_iter()
@@ -142,16 +134,7 @@ fn lines_as<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Vec<T>, Strin
 
 /// `body`, its gzip members opened when it is gzip.
 fn opened(body: &[u8]) -> Result<Vec<u8>, String> {
-    if !compress::is_gzip(body) {
-        return Ok(body.to_vec());
-    }
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(body)
-        .take(MAX_OPENED + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("not a whole gzip stream: {e}"))?;
-    if out.len() as u64 > MAX_OPENED {
-        return Err(format!("opens to more than {MAX_OPENED} bytes"));
-    }
-    Ok(out)
+    compress::open(body, MAX_OPENED)
+        .map(|b| b.into_owned())
+        .map_err(|e| e.to_string())
 }

@@ -7,9 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use kinesis_firehose_bridge::batch::KinesisBatch;
+use kinesis_firehose_bridge::batch::build::EventRecord;
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::{CallError, EntryError, EntryResults, Firehose};
 use kinesis_firehose_bridge::log::LogSink;
@@ -30,23 +29,15 @@ pub fn seq(i: usize) -> String {
 
 /// A Kinesis record as Lambda sends it.
 pub fn kinesis_record(sequence_number: &str, data: &[u8]) -> KinesisEventRecord {
-    serde_json::from_value(serde_json::json!({
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": format!("pk-{sequence_number}"),
-            "sequenceNumber": sequence_number,
-            "data": STANDARD.encode(data),
-            "approximateArrivalTimestamp": 1764072000.123
-        },
-        "eventSource": "aws:kinesis",
-        "eventVersion": "1.0",
-        "eventID": format!("shardId-000000000000:{sequence_number}"),
-        "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": "arn:aws:iam::123456789012:role/bridge",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/events"
-    }))
-    .expect("a valid Kinesis record")
+    let record = EventRecord {
+        shard_id: "shardId-000000000000",
+        stream_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/events",
+        partition_key: &format!("pk-{sequence_number}"),
+        sequence_number,
+        data,
+        arrival: 1764072000.123,
+    };
+    serde_json::from_value(record.json()).expect("a valid Kinesis record")
 }
 
 /// Records `seq(0)..` carrying `payloads` in order.
