@@ -1,4 +1,4 @@
-# The local pipeline (issue 3), included by the root Makefile.
+# The local pipeline, included by the root Makefile.
 #
 #   make demo                                  5,000 events/s for 60 s, 2 streams, 1% invalid, no faults
 #   make demo RATE=1000 DURATION=20 FAULTS=throttle=0.3,down=analytics-events-1

@@ -20,10 +20,9 @@ use std::time::{Duration, Instant};
 
 use crate::Result;
 use crate::child::Guarded;
-use crate::invoke::RuntimeApi;
+use crate::invoke::{FUNCTION, RuntimeApi};
 use crate::runtime_shim::RuntimeShim;
 
-pub const FUNCTION: &str = "kinesis-firehose-bridge";
 pub const PORT: u16 = 9000;
 
 /// Where `make cargo-lambda` installs it; `CARGO_LAMBDA` overrides it.

@@ -5,6 +5,10 @@
 //! the SDK, the hyper connection tasks that write and read the sockets.
 
 use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::emulator::Emulator;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Runs `future`, adding the CPU time of its polls to `total_ns`.
@@ -30,6 +34,51 @@ pub fn thread_cpu_ns() -> u64 {
         return 0;
     }
     now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// CPU seconds each part used during a run, to see where the time goes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuUse {
+    pub seconds: f64,
+    /// The cores this process may use (`available_parallelism`).
+    #[serde(default)]
+    pub cores: usize,
+    pub kinesalite: Option<f64>,
+    pub moto_firehose_s3: Option<f64>,
+    /// This process: load generator, event source mapping, the in-process
+    /// bridge, the fault proxy, the verifier.
+    pub pipeline: Option<f64>,
+}
+
+/// The CPU the emulators (kinesalite, moto) and this process have used
+/// since it started.
+pub struct CpuMeter {
+    started: std::time::Instant,
+    at_start: [Option<f64>; 3],
+}
+
+impl CpuMeter {
+    pub fn start([kinesis, aws]: &[&Emulator; 2]) -> Self {
+        CpuMeter {
+            started: std::time::Instant::now(),
+            at_start: [
+                kinesis.cpu_seconds(),
+                aws.cpu_seconds(),
+                crate::child::cpu_seconds(std::process::id()),
+            ],
+        }
+    }
+
+    pub fn read(&self, [kinesis, aws]: &[&Emulator; 2]) -> CpuUse {
+        let since = |now: Option<f64>, then: Option<f64>| now.zip(then).map(|(a, b)| a - b);
+        CpuUse {
+            seconds: self.started.elapsed().as_secs_f64(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            kinesalite: since(kinesis.cpu_seconds(), self.at_start[0]),
+            moto_firehose_s3: since(aws.cpu_seconds(), self.at_start[1]),
+            pipeline: since(crate::child::cpu_seconds(std::process::id()), self.at_start[2]),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,10 +2,9 @@
 //!
 //! - **kinesalite** (Node.js, pinned in `tools/kinesalite/package-lock.json`,
 //!   installed into `.venv/kinesalite` by `make kinesalite`): the Kinesis
-//!   stream. It takes 12,000 `PutRecords` entries a second on this machine,
-//!   flat as the stream grows, where moto's Kinesis takes 2,000 falling to
-//!   500 and, under concurrent writers, gives two records one sequence
-//!   number (README, Local pipeline). It keeps records in LevelDB under the
+//!   stream. It holds the demo's rate where moto's Kinesis fell behind as
+//!   the stream grew and, under concurrent writers, gave two records one
+//!   sequence number. It keeps records in LevelDB under the
 //!   run folder, so its memory stays bounded.
 //! - **moto** (Python, pinned in `tools/requirements-moto.txt`, installed into
 //!   `.venv/moto` by `make moto`): Firehose and the S3 bucket its delivery

@@ -36,16 +36,13 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::types::{Record, ShardIteratorType};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use kinesis_firehose_bridge::backoff::Backoff;
-use kinesis_firehose_bridge::limits::MAX_INVOCATION_PAYLOAD;
+use kinesis_firehose_bridge::batch::build::EventRecord;
+use kinesis_firehose_bridge::limits::{GET_RECORDS_PER_SHARD_PER_SECOND, MAX_INVOCATION_PAYLOAD};
 use kinesis_firehose_bridge::redrive::{self, Resume};
-use serde_json::json;
 use tokio::time::Instant;
 
 use crate::Result;
-use crate::aws::{ACCOUNT, REGION};
 use crate::invoke::{FunctionError, Invoker};
 use crate::on_failure::{self, Condition, GivenUp};
 use crate::setup::Shard;
@@ -53,6 +50,9 @@ use crate::template::Deployed;
 
 /// The longest pause before a failed batch is invoked again.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
+
+/// The shortest gap between two GetRecords of a shard: Kinesis's limit.
+const MIN_POLL_GAP: Duration = Duration::from_millis(1000 / GET_RECORDS_PER_SHARD_PER_SECOND as u64);
 
 #[derive(Debug, Clone)]
 pub struct EsmConfig {
@@ -157,6 +157,18 @@ struct Read {
     json: Vec<u8>,
 }
 
+/// What one invocation of a piece came to.
+enum Answered {
+    /// Every record is done.
+    Done,
+    /// The records before the one reported are done; the rest go again at
+    /// once, consuming no retry (a bisection at that record).
+    Resumed,
+    /// The rest go again as a retry: after a function error (its message),
+    /// or after `batchItemFailures` (`None`).
+    Retry(Option<String>),
+}
+
 /// Records of one batch, and the retries they have consumed.
 struct Piece {
     records: Vec<Read>,
@@ -202,15 +214,9 @@ impl EventSourceMapping {
                 break; // the shard was closed and is read to its end
             };
             if let Some(at) = last_poll {
-                let mut gap = if backlog {
-                    Duration::from_millis(200)
-                } else {
-                    config.poll_interval
-                };
+                let mut gap = if backlog { MIN_POLL_GAP } else { config.poll_interval };
                 if let Some(end) = window_ends {
-                    gap = gap
-                        .min(end.saturating_duration_since(at))
-                        .max(Duration::from_millis(200));
+                    gap = gap.min(end.saturating_duration_since(at)).max(MIN_POLL_GAP);
                 }
                 tokio::time::sleep_until(at + gap).await;
             }
@@ -284,57 +290,22 @@ impl EventSourceMapping {
                     .await;
                     break;
                 }
-                *invocation += 1;
                 invocations_of_batch += 1;
-                let request_id = format!("{}-{invocation}", shard.id);
-                stats.invocations.fetch_add(1, Ordering::Relaxed);
-                let event = event_json(&piece.records);
-                let answer = self.invoker.invoke(&event, &request_id).await;
-                let failure = match answer {
-                    // With ReportBatchItemFailures off, Lambda ignores the list.
-                    Ok(_) if !config.report_batch_item_failures => {
-                        EsmStats::add(&stats.records_done, piece.records.len());
-                        break;
-                    }
-                    Ok(response) => {
-                        match redrive::resume(piece.records.iter().map(|r| r.record.sequence_number()), &response) {
-                            Resume::Done => {
-                                EsmStats::add(&stats.records_done, piece.records.len());
-                                break;
-                            }
-                            Resume::From(at) => {
-                                stats.partial_retries.fetch_add(1, Ordering::Relaxed);
-                                EsmStats::add(&stats.records_done, at);
-                                piece.records.drain(..at);
-                                EsmStats::add(&stats.records_resent, piece.records.len());
-                                if config.bisect_on_error && at > 0 {
-                                    continue; // a bisection: no retry consumed
-                                }
-                                None
-                            }
-                            // "An itemIdentifier with a bad key name" is a complete failure.
-                            Resume::Whole => Some(
-                                "batchItemFailures names no record of the batch (or an empty itemIdentifier)"
-                                    .to_owned(),
-                            ),
-                        }
-                    }
-                    Err(FunctionError(message)) => Some(message),
+                let failure = match self.invoke_once(shard, &mut piece, invocation).await {
+                    Answered::Done => break,
+                    Answered::Resumed => continue, // a bisection: no retry consumed
+                    Answered::Retry(failure) => failure,
                 };
-                if let Some(message) = &failure {
-                    stats.function_errors.fetch_add(1, Ordering::Relaxed);
-                    stats.note_error(format!("{request_id}: {message}"));
-                    if config.bisect_on_error && piece.records.len() > 1 {
-                        stats.bisects.fetch_add(1, Ordering::Relaxed);
-                        let second = piece.records.split_off(piece.records.len() / 2);
-                        EsmStats::add(&stats.records_resent, piece.records.len() + second.len());
-                        pieces.push_front(Piece {
-                            records: second,
-                            retries: piece.retries,
-                        });
-                        pieces.push_front(piece);
-                        break;
-                    }
+                if failure.is_some() && config.bisect_on_error && piece.records.len() > 1 {
+                    stats.bisects.fetch_add(1, Ordering::Relaxed);
+                    let second = piece.records.split_off(piece.records.len() / 2);
+                    EsmStats::add(&stats.records_resent, piece.records.len() + second.len());
+                    pieces.push_front(Piece {
+                        records: second,
+                        retries: piece.retries,
+                    });
+                    pieces.push_front(piece);
+                    break;
                 }
                 piece.retries += 1;
                 stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -357,6 +328,50 @@ impl EventSourceMapping {
                 }
                 pauses += 1;
                 tokio::time::sleep(backoff.cap(pauses)).await;
+            }
+        }
+    }
+
+    /// Invokes the function once with `piece`'s records and applies the
+    /// answer: what is done leaves the piece.
+    async fn invoke_once(&self, shard: &Shard, piece: &mut Piece, invocation: &mut u64) -> Answered {
+        let stats = &self.stats;
+        *invocation += 1;
+        let request_id = format!("{}-{invocation}", shard.id);
+        stats.invocations.fetch_add(1, Ordering::Relaxed);
+        let event = event_json(&piece.records);
+        let failed = |message: String| {
+            stats.function_errors.fetch_add(1, Ordering::Relaxed);
+            stats.note_error(format!("{request_id}: {message}"));
+            Answered::Retry(Some(message))
+        };
+        let response = match self.invoker.invoke(&event, &request_id).await {
+            // With ReportBatchItemFailures off, Lambda ignores the list.
+            Ok(_) if !self.config.report_batch_item_failures => {
+                EsmStats::add(&stats.records_done, piece.records.len());
+                return Answered::Done;
+            }
+            Ok(response) => response,
+            Err(FunctionError(message)) => return failed(message),
+        };
+        match redrive::resume(piece.records.iter().map(|r| r.record.sequence_number()), &response) {
+            Resume::Done => {
+                EsmStats::add(&stats.records_done, piece.records.len());
+                Answered::Done
+            }
+            Resume::From(at) => {
+                stats.partial_retries.fetch_add(1, Ordering::Relaxed);
+                EsmStats::add(&stats.records_done, at);
+                piece.records.drain(..at);
+                EsmStats::add(&stats.records_resent, piece.records.len());
+                match self.config.bisect_on_error && at > 0 {
+                    true => Answered::Resumed,
+                    false => Answered::Retry(None),
+                }
+            }
+            // "An itemIdentifier with a bad key name" is a complete failure.
+            Resume::Whole => {
+                failed("batchItemFailures names no record of the batch (or an empty itemIdentifier)".to_owned())
             }
         }
     }
@@ -479,26 +494,15 @@ fn oldest_age(records: &[Read]) -> Duration {
 
 /// One record in its exact Lambda `KinesisEvent` JSON shape.
 fn record_json(r: &Record, shard_id: &str, stream_arn: &str) -> Vec<u8> {
-    let sequence = r.sequence_number();
-    let value = json!({
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": r.partition_key(),
-            "sequenceNumber": sequence,
-            "data": STANDARD.encode(r.data().as_ref()),
-            "approximateArrivalTimestamp": r
-                .approximate_arrival_timestamp()
-                .map_or(0.0, |t| t.as_secs_f64()),
-        },
-        "eventSource": "aws:kinesis",
-        "eventVersion": "1.0",
-        "eventID": format!("{shard_id}:{sequence}"),
-        "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": format!("arn:aws:iam::{ACCOUNT}:role/kinesis-firehose-bridge"),
-        "awsRegion": REGION,
-        "eventSourceARN": stream_arn,
-    });
-    serde_json::to_vec(&value).unwrap_or_default()
+    let record = EventRecord {
+        shard_id,
+        stream_arn,
+        partition_key: r.partition_key().unwrap_or_default(),
+        sequence_number: r.sequence_number(),
+        data: r.data().as_ref(),
+        arrival: r.approximate_arrival_timestamp().map_or(0.0, |t| t.as_secs_f64()),
+    };
+    serde_json::to_vec(&record.json()).unwrap_or_default()
 }
 
 /// The batch as Lambda sends it: a `KinesisEvent` document.

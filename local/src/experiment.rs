@@ -18,17 +18,18 @@ use kinesis_firehose_bridge::replay::{self, Answer, Request};
 use kinesis_firehose_bridge::store::S3Store;
 use kinesis_firehose_bridge::undelivered::DEAD_LETTERS_PREFIX;
 use kinesis_firehose_bridge::{Bridge, Config};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::Result;
 use crate::aws::{self, ACCOUNT, Clients, REGION};
 use crate::bucket::Contents;
-use crate::cargo_lambda::{CargoLambda, FUNCTION};
+use crate::cargo_lambda::CargoLambda;
+use crate::cpu::{CpuMeter, CpuUse};
 use crate::emulator::Emulator;
 use crate::esm::{EsmConfig, EsmStats, EventSourceMapping, OnFailureDestination};
 use crate::faults::Faults;
-use crate::invoke::{Invoker, Library, LogFile, RuntimeApi, Tallies};
+use crate::invoke::{FUNCTION, Invoker, Library, LogFile, RuntimeApi, Tallies};
 use crate::landing::{Clocked, Landings};
 use crate::ledger::{Ledger, Sent};
 use crate::load::{self, LoadConfig, LoadStats};
@@ -50,6 +51,17 @@ pub enum InvokeMode {
     /// A built `bootstrap` (e.g. the arm64 one `make package` zipped, under
     /// qemu-user) behind `cargo lambda watch`'s Runtime API.
     Bootstrap(PathBuf),
+}
+
+impl InvokeMode {
+    /// `library` or `cargo-lambda` (a bootstrap is given by its path).
+    pub fn parse(name: &str) -> std::result::Result<Self, String> {
+        match name {
+            "library" => Ok(InvokeMode::Library),
+            "cargo-lambda" => Ok(InvokeMode::CargoLambda),
+            other => Err(format!("{other:?}: expected library or cargo-lambda")),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -255,17 +267,6 @@ pub struct BridgeSummary {
     pub cpu_seconds: f64,
 }
 
-/// CPU seconds each part used during the run, to see where the time goes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CpuUse {
-    pub seconds: f64,
-    pub kinesalite: Option<f64>,
-    pub moto_firehose_s3: Option<f64>,
-    /// This process: load generator, event source mapping, the in-process
-    /// bridge, the fault proxy, the verifier.
-    pub pipeline: Option<f64>,
-}
-
 /// What one run found.
 #[derive(Debug)]
 pub struct Findings {
@@ -329,26 +330,166 @@ struct Function {
     lambda: Option<CargoLambda>,
 }
 
+/// The mapping while it runs: its counters, its stop flag, its task.
+struct Running {
+    stats: Arc<EsmStats>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+/// What the pipeline did, read from its counters once the load is drained.
+struct Counters {
+    esm: EsmSummary,
+    proxy: Option<ProxySummary>,
+    billing: Option<Billing>,
+    bridge: Option<BridgeSummary>,
+}
+
+impl Counters {
+    fn read(esm: &EsmStats, proxy: Option<&Proxy>, invoker: &Invoker) -> Self {
+        let get = EsmStats::get;
+        let esm = EsmSummary {
+            invocations: get(&esm.invocations),
+            function_errors: get(&esm.function_errors),
+            partial_retries: get(&esm.partial_retries),
+            bisects: get(&esm.bisects),
+            retries: get(&esm.retries),
+            batches_given_up: get(&esm.batches_given_up),
+            records_given_up: get(&esm.records_given_up),
+            records_resent: get(&esm.records_resent),
+            get_records_errors: get(&esm.get_records_errors),
+            last_error: esm.last_error.lock().ok().and_then(|e| e.clone()),
+        };
+        let proxy = proxy.map(|p| ProxySummary {
+            put_calls: ProxyStats::get(&p.stats.put_calls),
+            entries: ProxyStats::get(&p.stats.entries),
+            entries_throttled: ProxyStats::get(&p.stats.entries_throttled),
+            entries_over_quota: ProxyStats::get(&p.stats.entries_over_quota),
+            calls_failed: ProxyStats::get(&p.stats.calls_failed),
+            calls_over_quota: ProxyStats::get(&p.stats.calls_over_quota),
+            limit_violations: ProxyStats::get(&p.stats.limit_violations),
+        });
+        let billing = invoker.tallies().map(|t| Billing {
+            firehose_records: Tallies::get(&t.firehose_records),
+            event_bytes: Tallies::get(&t.event_bytes),
+            firehose_bytes: Tallies::get(&t.firehose_bytes),
+            firehose_billed_bytes: Tallies::get(&t.firehose_billed_bytes),
+        });
+        let bridge = invoker.tallies().map(|t| BridgeSummary {
+            invocations: Tallies::get(&t.invocations),
+            events_received: Tallies::get(&t.events_received),
+            events_handed_back: Tallies::get(&t.events_retried),
+            records_failed_over: Tallies::get(&t.records_failed_over),
+            cpu_seconds: Tallies::get(&t.bridge_cpu_ns) as f64 / 1e9,
+        });
+        Counters {
+            esm,
+            proxy,
+            billing,
+            bridge,
+        }
+    }
+}
+
+/// The run's counters once a second: kept in the timeline and the
+/// recording, printed every `print_every`.
+struct Meter<'a> {
+    experiment: &'a Experiment,
+    started: Instant,
+    invoker: &'a Invoker,
+    ledger: &'a Ledger,
+    esm: &'a EsmStats,
+    proxy: Option<&'a Proxy>,
+    timeline: Vec<Snapshot>,
+    printed: Snapshot,
+    next: Instant,
+}
+
+impl<'a> Meter<'a> {
+    fn new(
+        experiment: &'a Experiment,
+        invoker: &'a Invoker,
+        ledger: &'a Ledger,
+        esm: &'a EsmStats,
+        proxy: Option<&'a Proxy>,
+    ) -> Self {
+        let started = Instant::now();
+        let mut meter = Meter {
+            experiment,
+            started,
+            invoker,
+            ledger,
+            esm,
+            proxy,
+            timeline: Vec::new(),
+            printed: Snapshot::default(),
+            next: started + TICK,
+        };
+        let first = meter.snapshot();
+        meter.timeline.push(first);
+        experiment.recording.push(first);
+        meter.printed = first;
+        meter
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let tallies = self.invoker.tallies();
+        let of = |f: fn(&Tallies) -> &std::sync::atomic::AtomicU64| tallies.map(|t| Tallies::get(f(t)));
+        let get = EsmStats::get;
+        let esm = self.esm;
+        let proxy = self.proxy;
+        Snapshot {
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
+            sent: self.ledger.events_sent(),
+            records_sent: self.ledger.records_sent(),
+            records_done: get(&esm.records_done),
+            invocations: get(&esm.invocations),
+            function_errors: get(&esm.function_errors),
+            bisects: get(&esm.bisects),
+            retries: get(&esm.retries),
+            batches_given_up: get(&esm.batches_given_up),
+            records_given_up: get(&esm.records_given_up),
+            delivered: of(|t| &t.events_delivered),
+            rejected: of(|t| &t.events_rejected),
+            dead_lettered: of(|t| &t.events_dead_lettered),
+            throttled: proxy.map(|p| ProxyStats::get(&p.stats.entries_throttled)),
+            calls_failed: proxy.map(|p| ProxyStats::get(&p.stats.calls_failed)),
+            in_outage: proxy.is_some_and(|p| p.in_outage()),
+        }
+    }
+
+    /// Takes a snapshot; prints it when a progress line is due.
+    fn sample(&mut self) {
+        let now = self.snapshot();
+        self.timeline.push(now);
+        self.experiment.recording.push(now);
+        let every = self.experiment.progress.unwrap_or(Duration::MAX);
+        if self.experiment.progress.is_some() && now.elapsed().saturating_sub(self.printed.elapsed()) >= every {
+            eprintln!("{}", progress::line(&now, &self.printed));
+            self.printed = now;
+        }
+    }
+
+    /// Samples when a second has passed.
+    fn tick(&mut self) {
+        if Instant::now() >= self.next {
+            self.sample();
+            self.next += TICK;
+        }
+    }
+}
+
+/// How often the run's counters are read.
+const TICK: Duration = Duration::from_secs(1);
+
 impl Experiment {
+    /// The whole run: services, function, proxy, mapping, load, drain, the
+    /// account, the replay when asked for, the report page.
     pub async fn run(&self) -> Result<Findings> {
-        let talk = self.progress.is_some();
         std::fs::create_dir_all(&self.run_dir)
             .map_err(|e| format!("cannot create the run folder {}: {e}", self.run_dir.display()))?;
         let local = self.start_local_aws().await?;
-        let shards = setup::create(&local.clients, &local.resources).await?;
-        let resources = &local.resources;
-        say(
-            talk,
-            format!(
-                "created stream {} ({} shards), delivery streams {} and {} to s3://{}",
-                resources.stream,
-                shards.len(),
-                resources.delivery_streams.join(", "),
-                resources.rejects_stream,
-                resources.bucket
-            ),
-        );
-
+        let shards = self.create_resources(&local).await?;
         // The fault proxy's address is chosen first, for the function's
         // environment; the proxy itself, whose faults are timed from its
         // start, starts once the function is ready (a bootstrap under qemu
@@ -363,52 +504,126 @@ impl Experiment {
             .start_function(&local, proxy_address.as_deref(), &landings, shards.len())
             .await?;
         let invoker = function.invoker.clone();
-        let proxy = match &proxy_address {
-            None => None,
-            Some(address) => {
-                let proxy = Proxy::bind(address, &local.aws.endpoint(), self.faults.clone()).await?;
-                say(
-                    talk,
-                    format!("fault proxy on {} with {:?}", proxy.endpoint(), self.faults),
-                );
-                Some(proxy)
-            }
+        let proxy = self.start_proxy(proxy_address.as_deref(), &local).await?;
+        let running = self.start_mapping(&local, &shards, invoker.clone());
+        let ledger = Arc::new(Ledger::default());
+        let mut meter = Meter::new(self, &invoker, &ledger, &running.stats, proxy.as_ref());
+        let started_ms = crate::now_ms();
+        self.recording.start(started_ms);
+        let cpu_meter = CpuMeter::start(&[&local.kinesis, &local.aws]);
+        let load_stats = self.load(&local, &shards, &ledger, &mut meter).await?;
+        let drained = self.drain(&running.stats, &ledger, &mut meter).await;
+        let cpu = cpu_meter.read(&[&local.kinesis, &local.aws]);
+        self.stop_mapping(running.stop.clone(), running.task).await?;
+        if let Invoker::Library(library) = &*invoker {
+            library.log.flush();
+        }
+        let counters = Counters::read(&running.stats, proxy.as_ref(), &invoker);
+        let timeline = meter.timeline;
+        drop(proxy);
+        ledger.write_tsv(&self.run_dir.join("sent.tsv"))?;
+        say(self.progress.is_some(), "reading S3 and the function log back...");
+        let sent = ledger.events();
+        // The function instances end first, so that their logs are whole.
+        let Function { log_paths, lambda, .. } = function;
+        drop(lambda);
+        let log = read_logs(&log_paths);
+        let account = self.account(&local, &sent, &log, &landings).await?;
+        let after_replay = match self.replay {
+            true => Some(self.replay_undelivered(&local, &log, &sent, &landings).await?),
+            false => None,
         };
+        let moto = self.stop_local_aws(local);
+        let findings = Findings {
+            page: self.write_page(&account, &after_replay, &timeline, started_ms, &cpu, drained)?,
+            account,
+            after_replay,
+            load: load_stats,
+            esm: counters.esm,
+            proxy: counters.proxy,
+            billing: counters.billing,
+            bridge: counters.bridge,
+            drained,
+            cpu,
+            timeline,
+            started_ms,
+            run_dir: self.run_dir.clone(),
+            moto,
+        };
+        std::fs::write(self.run_dir.join("report.json"), findings.last_report().json())?;
+        Ok(findings)
+    }
 
-        let esm_stats = Arc::new(EsmStats::default());
+    /// The stream, its shards, the delivery streams and the bucket.
+    async fn create_resources(&self, local: &Local) -> Result<Vec<setup::Shard>> {
+        let shards = setup::create(&local.clients, &local.resources).await?;
+        let resources = &local.resources;
+        say(
+            self.progress.is_some(),
+            format!(
+                "created stream {} ({} shards), delivery streams {} and {} to s3://{}",
+                resources.stream,
+                shards.len(),
+                resources.delivery_streams.join(", "),
+                resources.rejects_stream,
+                resources.bucket
+            ),
+        );
+        Ok(shards)
+    }
+
+    /// The fault proxy in front of moto's Firehose, when the run has faults.
+    async fn start_proxy(&self, address: Option<&str>, local: &Local) -> Result<Option<Proxy>> {
+        let Some(address) = address else { return Ok(None) };
+        let proxy = Proxy::bind(address, &local.aws.endpoint(), self.faults.clone()).await?;
+        say(
+            self.progress.is_some(),
+            format!("fault proxy on {} with {:?}", proxy.endpoint(), self.faults),
+        );
+        Ok(Some(proxy))
+    }
+
+    /// The event source mapping, polling every shard.
+    fn start_mapping(&self, local: &Local, shards: &[setup::Shard], invoker: Arc<Invoker>) -> Running {
+        let resources = &local.resources;
+        let stats = Arc::new(EsmStats::default());
         let mapping_uuid = on_failure::uuid();
         let mapping = Arc::new(EventSourceMapping {
             kinesis: local.clients.kinesis.clone(),
             stream: resources.stream.clone(),
             stream_arn: resources.stream_arn(),
             config: self.esm.clone(),
-            invoker: invoker.clone(),
+            invoker,
             on_failure: Some(OnFailureDestination {
                 s3: local.clients.s3.clone(),
                 bucket: resources.bucket.clone(),
                 mapping_uuid: mapping_uuid.clone(),
                 function_arn: format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION}"),
             }),
-            stats: esm_stats.clone(),
+            stats: stats.clone(),
         });
         say(
-            talk,
+            self.progress.is_some(),
             format!(
-                "event source mapping {mapping_uuid}: batches of {}, window {:?}, {} retries, records up to {:?} old, bisect {}",
-                self.esm.batch_size,
-                self.esm.batching_window,
-                self.esm.max_retry_attempts,
-                self.esm.max_record_age,
-                self.esm.bisect_on_error
+                "event source mapping {mapping_uuid}: {}",
+                self.settings().event_source_mapping
             ),
         );
-        let esm_stop = Arc::new(AtomicBool::new(false));
-        let esm_task = tokio::spawn(mapping.run(shards.clone(), esm_stop.clone()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(mapping.run(shards.to_vec(), stop.clone()));
+        Running { stats, stop, task }
+    }
 
-        let ledger = Arc::new(Ledger::default());
-        let load_stop = Arc::new(AtomicBool::new(false));
+    /// Sends the load, sampling the counters once a second.
+    async fn load(
+        &self,
+        local: &Local,
+        shards: &[setup::Shard],
+        ledger: &Arc<Ledger>,
+        meter: &mut Meter<'_>,
+    ) -> Result<LoadStats> {
         say(
-            talk,
+            self.progress.is_some(),
             format!(
                 "sending {:.0} events/s for {} s ({:.0}% invalid, {:.0}% in KPL aggregates)",
                 self.load.rate,
@@ -417,203 +632,121 @@ impl Experiment {
                 self.load.kpl_share * 100.0
             ),
         );
-        let started = Instant::now();
-        let started_ms = crate::now_ms();
-        self.recording.start(started_ms);
-        let cpu_at_start = (
-            local.kinesis.cpu_seconds(),
-            local.aws.cpu_seconds(),
-            crate::child::cpu_seconds(std::process::id()),
-        );
-        let mut load_task = tokio::spawn(load::run(
+        let mut task = tokio::spawn(load::run(
             local.clients.kinesis.clone(),
-            resources.stream.clone(),
-            shards.clone(),
+            local.resources.stream.clone(),
+            shards.to_vec(),
             self.load.clone(),
             ledger.clone(),
-            load_stop.clone(),
+            Arc::new(AtomicBool::new(false)),
         ));
-
-        let snapshot = || {
-            let tallies = invoker.tallies();
-            let of = |f: fn(&Tallies) -> &std::sync::atomic::AtomicU64| tallies.map(|t| Tallies::get(f(t)));
-            let get = EsmStats::get;
-            Snapshot {
-                elapsed_ms: started.elapsed().as_millis() as u64,
-                sent: ledger.events_sent(),
-                records_sent: ledger.records_sent(),
-                records_done: get(&esm_stats.records_done),
-                invocations: get(&esm_stats.invocations),
-                function_errors: get(&esm_stats.function_errors),
-                bisects: get(&esm_stats.bisects),
-                retries: get(&esm_stats.retries),
-                batches_given_up: get(&esm_stats.batches_given_up),
-                records_given_up: get(&esm_stats.records_given_up),
-                delivered: of(|t| &t.events_delivered),
-                rejected: of(|t| &t.events_rejected),
-                dead_lettered: of(|t| &t.events_dead_lettered),
-                throttled: proxy.as_ref().map(|p| ProxyStats::get(&p.stats.entries_throttled)),
-                calls_failed: proxy.as_ref().map(|p| ProxyStats::get(&p.stats.calls_failed)),
-                in_outage: proxy.as_ref().is_some_and(|p| p.in_outage()),
-            }
-        };
-        let tick = Duration::from_secs(1);
-        let print_every = self.progress.unwrap_or(Duration::MAX);
-        let mut timeline = vec![snapshot()];
-        self.recording.push(timeline[0]);
-        let mut printed = timeline[0];
-        let mut sample = |timeline: &mut Vec<Snapshot>| {
-            let now = snapshot();
-            timeline.push(now);
-            self.recording.push(now);
-            if talk && now.elapsed().saturating_sub(printed.elapsed()) >= print_every {
-                eprintln!("{}", progress::line(&now, &printed));
-                printed = now;
-            }
-        };
-        let mut next_sample = started + tick;
-        let load_stats = loop {
+        let stats = loop {
             tokio::select! {
-                finished = &mut load_task => {
+                finished = &mut task => {
                     break finished.map_err(|e| format!("the load generator panicked: {e}"))??;
                 }
-                _ = tokio::time::sleep_until(next_sample) => {
-                    sample(&mut timeline);
-                    next_sample += tick;
-                }
+                _ = tokio::time::sleep_until(meter.next) => meter.tick(),
             }
         };
         say(
-            talk,
+            self.progress.is_some(),
             format!(
                 "load done: {} events in {} records, {:.0} events/s achieved ({} due but not sent); draining...",
-                load_stats.events_sent,
-                load_stats.records_sent,
-                load_stats.achieved_rate(),
-                load_stats.events_not_sent
+                stats.events_sent,
+                stats.records_sent,
+                stats.achieved_rate(),
+                stats.events_not_sent
             ),
         );
-        let drain_until = Instant::now() + self.drain_timeout;
+        Ok(stats)
+    }
+
+    /// Waits for the mapping to catch up with everything sent, within the
+    /// drain timeout; whether it did.
+    async fn drain(&self, esm: &EsmStats, ledger: &Ledger, meter: &mut Meter<'_>) -> bool {
+        let until = Instant::now() + self.drain_timeout;
+        let done = || EsmStats::get(&esm.records_done);
         let drained = loop {
-            if EsmStats::get(&esm_stats.records_done) >= ledger.records_sent() {
+            if done() >= ledger.records_sent() {
                 break true;
             }
-            if Instant::now() > drain_until {
+            if Instant::now() > until {
                 break false;
             }
-            tokio::time::sleep_until(next_sample.min(Instant::now() + Duration::from_millis(200))).await;
-            if Instant::now() >= next_sample {
-                sample(&mut timeline);
-                next_sample += tick;
-            }
+            tokio::time::sleep_until(meter.next.min(Instant::now() + Duration::from_millis(200))).await;
+            meter.tick();
         };
-        sample(&mut timeline);
+        meter.sample();
         say(
-            talk,
-            if drained {
-                format!("drained after {:.1} s", started.elapsed().as_secs_f64())
-            } else {
-                format!(
+            self.progress.is_some(),
+            match drained {
+                true => format!("drained after {:.1} s", meter.started.elapsed().as_secs_f64()),
+                false => format!(
                     "NOT drained within {:?}: {} of {} records done",
                     self.drain_timeout,
-                    EsmStats::get(&esm_stats.records_done),
+                    done(),
                     ledger.records_sent()
-                )
+                ),
             },
         );
-        let cpu = CpuUse {
-            seconds: started.elapsed().as_secs_f64(),
-            kinesalite: local.kinesis.cpu_seconds().zip(cpu_at_start.0).map(|(a, b)| a - b),
-            moto_firehose_s3: local.aws.cpu_seconds().zip(cpu_at_start.1).map(|(a, b)| a - b),
-            pipeline: crate::child::cpu_seconds(std::process::id())
-                .zip(cpu_at_start.2)
-                .map(|(a, b)| a - b),
-        };
-        esm_stop.store(true, Ordering::Relaxed);
-        load_stop.store(true, Ordering::Relaxed);
-        match tokio::time::timeout(self.esm.poll_interval + Duration::from_secs(30), esm_task).await {
-            Ok(Ok(result)) => result?,
-            Ok(Err(e)) => return Err(format!("the event source mapping panicked: {e}").into()),
-            Err(_) => say(
-                talk,
-                "the event source mapping did not stop in time; reading what is there",
-            ),
-        }
-        if let Invoker::Library(library) = &*invoker {
-            library.log.flush();
-        }
+        drained
+    }
 
-        let esm = EsmSummary {
-            invocations: EsmStats::get(&esm_stats.invocations),
-            function_errors: EsmStats::get(&esm_stats.function_errors),
-            partial_retries: EsmStats::get(&esm_stats.partial_retries),
-            bisects: EsmStats::get(&esm_stats.bisects),
-            retries: EsmStats::get(&esm_stats.retries),
-            batches_given_up: EsmStats::get(&esm_stats.batches_given_up),
-            records_given_up: EsmStats::get(&esm_stats.records_given_up),
-            records_resent: EsmStats::get(&esm_stats.records_resent),
-            get_records_errors: EsmStats::get(&esm_stats.get_records_errors),
-            last_error: esm_stats.last_error.lock().ok().and_then(|e| e.clone()),
-        };
-        let proxy_summary = proxy.as_ref().map(|p| ProxySummary {
-            put_calls: ProxyStats::get(&p.stats.put_calls),
-            entries: ProxyStats::get(&p.stats.entries),
-            entries_throttled: ProxyStats::get(&p.stats.entries_throttled),
-            entries_over_quota: ProxyStats::get(&p.stats.entries_over_quota),
-            calls_failed: ProxyStats::get(&p.stats.calls_failed),
-            calls_over_quota: ProxyStats::get(&p.stats.calls_over_quota),
-            limit_violations: ProxyStats::get(&p.stats.limit_violations),
-        });
-        drop(proxy);
-        let billing = invoker.tallies().map(|t| Billing {
-            firehose_records: Tallies::get(&t.firehose_records),
-            event_bytes: Tallies::get(&t.event_bytes),
-            firehose_bytes: Tallies::get(&t.firehose_bytes),
-            firehose_billed_bytes: Tallies::get(&t.firehose_billed_bytes),
-        });
-        let bridge = invoker.tallies().map(|t| BridgeSummary {
-            invocations: Tallies::get(&t.invocations),
-            events_received: Tallies::get(&t.events_received),
-            events_handed_back: Tallies::get(&t.events_retried),
-            records_failed_over: Tallies::get(&t.records_failed_over),
-            cpu_seconds: Tallies::get(&t.bridge_cpu_ns) as f64 / 1e9,
-        });
+    /// Stops the mapping, waiting for its last invocations.
+    async fn stop_mapping(&self, stop: Arc<AtomicBool>, task: tokio::task::JoinHandle<Result<()>>) -> Result<()> {
+        stop.store(true, Ordering::Relaxed);
+        match tokio::time::timeout(self.esm.poll_interval + Duration::from_secs(30), task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(format!("the event source mapping panicked: {e}").into()),
+            Err(_) => {
+                say(
+                    self.progress.is_some(),
+                    "the event source mapping did not stop in time; reading what is there",
+                );
+                Ok(())
+            }
+        }
+    }
 
-        ledger.write_tsv(&self.run_dir.join("sent.tsv"))?;
-        say(talk, "reading S3 and the function log back...");
-        let sent = ledger.events();
-        // The function instances end first, so that their logs are whole.
-        let Function { log_paths, lambda, .. } = function;
-        drop(lambda);
-        let log = read_logs(&log_paths);
-        let contents = Contents::read(&local.clients.s3, &resources.bucket).await?;
+    /// Reads the bucket back, keeps it as the lake, and accounts for every
+    /// event sent.
+    async fn account(&self, local: &Local, sent: &[Sent], log: &Logged, landings: &Landings) -> Result<Account> {
+        let contents = Contents::read(&local.clients.s3, &local.resources.bucket).await?;
         crate::lake::keep(&contents, &self.run_dir)?;
-        let account = verify::account(&Evidence {
-            sent: &sent,
+        Ok(verify::account(&Evidence {
+            sent,
             contents: &contents,
-            log: &log,
-            landings: Some(&landings),
-        });
+            log,
+            landings: Some(landings),
+        }))
+    }
 
-        let after_replay = if self.replay {
-            Some(self.replay_undelivered(&local, &log, &sent, &landings).await?)
-        } else {
-            None
-        };
-
+    /// Stops kinesalite, and moto unless the run keeps it.
+    fn stop_local_aws(&self, local: Local) -> Option<Emulator> {
         let Local { kinesis, aws, .. } = local;
         kinesis.stop();
-        let moto = if self.keep_moto {
-            Some(aws)
-        } else {
-            aws.stop();
-            None
-        };
+        if self.keep_moto {
+            return Some(aws);
+        }
+        aws.stop();
+        None
+    }
+
+    /// Writes `report.html` and `run.json`; the page's path.
+    fn write_page(
+        &self,
+        account: &Account,
+        after_replay: &Option<(ReplaySummary, Report)>,
+        timeline: &[Snapshot],
+        started_ms: u64,
+        cpu: &CpuUse,
+        drained: bool,
+    ) -> Result<PathBuf> {
         let record = RunRecord {
             settings: self.settings(),
             started_ms,
-            timeline: timeline.clone(),
-            seconds: report_page::seconds(&account.fates, started_ms),
+            timeline: timeline.to_vec(),
+            seconds: report_page::seconds(&account.traces, started_ms),
             account: Some(account.report.clone()),
             after_replay: after_replay.as_ref().map(|(_, r)| r.clone()),
             cpu: Some(cpu.clone()),
@@ -624,25 +757,7 @@ impl Experiment {
                 )
             }),
         };
-        let page = report_page::write(&record, &self.run_dir)?;
-        let findings = Findings {
-            account,
-            after_replay,
-            load: load_stats,
-            esm,
-            proxy: proxy_summary,
-            billing,
-            bridge,
-            drained,
-            cpu,
-            timeline,
-            started_ms,
-            run_dir: self.run_dir.clone(),
-            page,
-            moto,
-        };
-        std::fs::write(self.run_dir.join("report.json"), findings.last_report().json())?;
-        Ok(findings)
+        report_page::write(&record, &self.run_dir)
     }
 
     async fn start_local_aws(&self) -> Result<Local> {
@@ -697,32 +812,7 @@ impl Experiment {
         let firehose_endpoint = proxy_address.map_or_else(|| s3_endpoint.clone(), |a| format!("http://{a}"));
         let env = self.bridge_env(resources);
         match self.invoke {
-            InvokeMode::Library => {
-                let config = Config::from_lookup(|k| env.get(k).cloned())?;
-                let firehose = Clocked {
-                    inner: SdkFirehose::new(aws::firehose(&firehose_endpoint).await),
-                    landings: landings.clone(),
-                };
-                // S3 is reached directly: the fault proxy stands in front of
-                // Firehose only, as an outage of one is not of the other.
-                let store = config
-                    .undelivered_bucket
-                    .clone()
-                    .map(|bucket| S3Store::new(local.clients.s3.clone(), bucket));
-                let bridge = Bridge::new(config, Contract::Default, firehose, store);
-                let log_path = self.run_dir.join("function.log");
-                let library = Library {
-                    bridge,
-                    timeout: self.function_timeout,
-                    log: LogFile::create(&log_path)?,
-                    tallies: Arc::new(Tallies::default()),
-                };
-                Ok(Function {
-                    invoker: Arc::new(Invoker::Library(library)),
-                    log_paths: vec![log_path],
-                    lambda: None,
-                })
-            }
+            InvokeMode::Library => self.library_function(local, &env, &firehose_endpoint, landings).await,
             InvokeMode::CargoLambda | InvokeMode::Bootstrap(_) => {
                 let mut lambda_env: Vec<(String, String)> = env.into_iter().collect();
                 lambda_env.extend(
@@ -736,40 +826,80 @@ impl Experiment {
                     ]
                     .map(|(k, v)| (k.to_owned(), v.to_owned())),
                 );
-                say(
-                    self.progress.is_some(),
-                    "building the function and starting cargo lambda watch...",
-                );
-                let bootstrap = match &self.invoke {
-                    InvokeMode::Bootstrap(path) => Some(path.as_path()),
-                    _ => None,
-                };
-                let lambda = CargoLambda::start(
-                    bootstrap,
-                    &lambda_env,
-                    shards,
-                    self.function_timeout,
-                    &self.run_dir,
-                    Duration::from_secs(900),
-                )
-                .await?;
-                say(
-                    self.progress.is_some(),
-                    format!(
-                        "cargo lambda watch (pid {}) serving {}; function instances (pids {:?})",
-                        lambda.pid(),
-                        lambda.invoke_url(),
-                        lambda.function_pids()
-                    ),
-                );
-                let api = RuntimeApi::new(lambda.invoke_url(), self.function_timeout + Duration::from_secs(2));
-                Ok(Function {
-                    invoker: Arc::new(Invoker::RuntimeApi(api)),
-                    log_paths: lambda.function_logs.clone(),
-                    lambda: Some(lambda),
-                })
+                self.lambda_function(&lambda_env, shards).await
             }
         }
+    }
+
+    /// The bridge's library in this process, its Firehose calls clocked.
+    async fn library_function(
+        &self,
+        local: &Local,
+        env: &HashMap<String, String>,
+        firehose_endpoint: &str,
+        landings: &Arc<Landings>,
+    ) -> Result<Function> {
+        let config = Config::from_lookup(|k| env.get(k).cloned())?;
+        let firehose = Clocked {
+            inner: SdkFirehose::new(aws::firehose(firehose_endpoint).await),
+            landings: landings.clone(),
+        };
+        // S3 is reached directly: the fault proxy stands in front of
+        // Firehose only, as an outage of one is not of the other.
+        let store = config
+            .undelivered_bucket
+            .clone()
+            .map(|bucket| S3Store::new(local.clients.s3.clone(), bucket));
+        let bridge = Bridge::new(config, Contract::Default, firehose, store);
+        let log_path = self.run_dir.join("function.log");
+        let library = Library {
+            bridge,
+            timeout: self.function_timeout,
+            log: LogFile::create(&log_path)?,
+            tallies: Arc::new(Tallies::default()),
+        };
+        Ok(Function {
+            invoker: Arc::new(Invoker::Library(library)),
+            log_paths: vec![log_path],
+            lambda: None,
+        })
+    }
+
+    /// The function (or a built bootstrap) behind `cargo lambda watch`, one
+    /// instance a shard.
+    async fn lambda_function(&self, env: &[(String, String)], shards: usize) -> Result<Function> {
+        say(
+            self.progress.is_some(),
+            "building the function and starting cargo lambda watch...",
+        );
+        let bootstrap = match &self.invoke {
+            InvokeMode::Bootstrap(path) => Some(path.as_path()),
+            _ => None,
+        };
+        let lambda = CargoLambda::start(
+            bootstrap,
+            env,
+            shards,
+            self.function_timeout,
+            &self.run_dir,
+            Duration::from_secs(900),
+        )
+        .await?;
+        say(
+            self.progress.is_some(),
+            format!(
+                "cargo lambda watch (pid {}) serving {}; function instances (pids {:?})",
+                lambda.pid(),
+                lambda.invoke_url(),
+                lambda.function_pids()
+            ),
+        );
+        let api = RuntimeApi::new(lambda.invoke_url(), self.function_timeout + Duration::from_secs(2));
+        Ok(Function {
+            invoker: Arc::new(Invoker::RuntimeApi(api)),
+            log_paths: lambda.function_logs.clone(),
+            lambda: Some(lambda),
+        })
     }
 
     /// Replays what the run set aside (dead letters, batches the mapping

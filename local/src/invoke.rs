@@ -32,8 +32,10 @@ use kinesis_firehose_bridge::store::S3Store;
 use serde::Serialize;
 
 use crate::Result;
-use crate::cargo_lambda::FUNCTION;
 use crate::landing::Clocked;
+
+/// The function's name (and its binary's), as the template deploys it.
+pub const FUNCTION: &str = "kinesis-firehose-bridge";
 
 /// The function failed as a whole: Lambda retries the same batch.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -63,8 +63,8 @@ impl<F: Firehose> Firehose for Clocked<F> {
             for (record, entry) in records.iter().zip(entries) {
                 if entry.is_none() {
                     digest.update(record);
-                    lines +=
-                        crate::verify::plain(record).map_or(0, |r| r.iter().filter(|&&b| b == b'\n').count() as u64);
+                    lines += kinesis_firehose_bridge::compress::open(record, u64::MAX)
+                        .map_or(0, |r| r.iter().filter(|&&b| b == b'\n').count() as u64);
                     accepted = true;
                 }
             }

@@ -31,7 +31,8 @@
 //! - [`esm`]: the event source mapping (what Lambda runs in production),
 //!   and [`on_failure`], what it writes to S3 when it gives up on a batch.
 //! - [`invoke`]: invoking the bridge, in-process or through `cargo lambda`;
-//!   [`cpu`] times the in-process bridge's invocations.
+//!   [`cpu`] times the in-process bridge's invocations and measures what
+//!   each process of a run used.
 //! - [`cargo_lambda`]: the function behind `cargo lambda watch`, and
 //!   [`runtime_shim`], which gives its invocations a real deadline;
 //!   [`bootstrap`], a built `bootstrap` (the packaged arm64 one under
@@ -40,7 +41,8 @@
 //!   as their partitions and read back with DuckDB.
 //! - [`landing`]: when each S3 object was written, as Firehose acknowledged it.
 //! - [`faults`] and [`proxy`]: the fault-injection proxy in front of Firehose;
-//!   [`quota`], the per-stream quotas it enforces.
+//!   [`quota`], the per-stream quotas it enforces; [`http`], the HTTP
+//!   plumbing it shares with the runtime shim.
 //! - [`bucket`]: what the bucket holds, read back.
 //! - [`logs`]: the bridge's lines, read from a log or an object.
 //! - [`verify`]: accounts for every event, wherever it ended.
@@ -66,6 +68,7 @@ pub mod esm;
 pub mod events;
 pub mod experiment;
 pub mod faults;
+pub mod http;
 pub mod invoke;
 pub mod lake;
 pub mod landing;

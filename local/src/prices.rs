@@ -6,7 +6,7 @@
 //! mode), /firehose/pricing (Direct PUT ingestion, first 500 TB a month),
 //! /lambda/pricing (arm64), /s3/pricing (S3 Standard, first 50 TB a
 //! month), /cloudwatch/pricing (standard-resolution alarms). The first
-//! five are the figures of the README's "Cost per event", read on
+//! five are the figures of docs/cost.md, read on
 //! [`READ_ON`]; the alarm's price was read on 2026-12-01.
 
 /// When the prices below were read.

@@ -19,9 +19,9 @@ use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::experiment::CpuUse;
+use crate::cpu::CpuUse;
 use crate::progress::Snapshot;
-use crate::verify::{Ending, Fate, Report, percentile};
+use crate::verify::{Ending, Report, Trace, percentile};
 
 /// What the page is drawn from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -71,8 +71,8 @@ pub struct Second {
     pub p99_ms: Option<u64>,
 }
 
-/// Seconds of the run from every event's fate.
-pub fn seconds(fates: &[Fate], started_ms: u64) -> Vec<Second> {
+/// Seconds of the run from every event's trace.
+pub fn seconds(traces: &[Trace], started_ms: u64) -> Vec<Second> {
     let second = |ms: u64| ms.saturating_sub(started_ms) / 1000;
     let mut by_second: BTreeMap<u64, (Second, Vec<u64>)> = BTreeMap::new();
     fn at(by_second: &mut BTreeMap<u64, (Second, Vec<u64>)>, s: u64) -> &mut (Second, Vec<u64>) {
@@ -86,21 +86,21 @@ pub fn seconds(fates: &[Fate], started_ms: u64) -> Vec<Second> {
             )
         })
     }
-    for fate in fates {
-        at(&mut by_second, second(fate.sent_ms)).0.sent += 1;
-        let Some(landed) = fate.at_ms else { continue };
+    for trace in traces {
+        at(&mut by_second, second(trace.sent_ms)).0.sent += 1;
+        let Some(landed) = trace.at_ms else { continue };
         let entry = &mut at(&mut by_second, second(landed)).0;
-        match fate.ending {
+        match trace.ending {
             Ending::Delivered => entry.delivered += 1,
             Ending::Rejected => entry.rejected += 1,
             Ending::DeadLettered => entry.dead_lettered += 1,
             Ending::GivenUp => entry.given_up += 1,
             Ending::Lost => {}
         }
-        if fate.ending == Ending::Delivered {
-            at(&mut by_second, second(fate.sent_ms))
+        if trace.ending == Ending::Delivered {
+            at(&mut by_second, second(trace.sent_ms))
                 .1
-                .push(landed.saturating_sub(fate.sent_ms));
+                .push(landed.saturating_sub(trace.sent_ms));
         }
     }
     by_second
@@ -129,85 +129,12 @@ pub fn write(record: &RunRecord, dir: &Path) -> Result<PathBuf> {
 /// The page, as one HTML document.
 pub fn page(record: &RunRecord) -> Result<String> {
     let settings = &record.settings;
-    let length = record
-        .timeline
-        .last()
-        .map_or(0.0, |s| s.elapsed_ms as f64 / 1000.0)
-        .max(record.seconds.last().map_or(0.0, |s| s.at as f64 + 1.0))
-        .max(1.0);
-    let outages = outage_windows(&record.timeline);
-
-    let per_second = |f: fn(&Second) -> u64| -> Vec<(f64, f64)> {
-        record
-            .seconds
-            .iter()
-            .map(|s| (s.at as f64 + 0.5, f(s) as f64))
-            .collect()
-    };
-    let events = chart(&Chart {
-        title: "Events per second",
-        y_label: "events / s",
-        x: (0.0, length),
-        x_desc: SECONDS,
-        series: vec![
-            ("sent into Kinesis", BLUE, per_second(|s| s.sent)),
-            ("delivered to S3", GREEN, per_second(|s| s.delivered)),
-            ("rejected", MAGENTA, per_second(|s| s.rejected)),
-            ("dead-lettered", RED, per_second(|s| s.dead_lettered)),
-            ("given up (kept in S3)", BLACK, per_second(|s| s.given_up)),
-        ],
-        bands: &outages,
-        target: Some(("target rate", settings.rate)),
-    })?;
-    let delay = |f: fn(&Second) -> Option<u64>| -> Vec<(f64, f64)> {
-        record
-            .seconds
-            .iter()
-            .filter_map(|s| f(s).map(|ms| (s.at as f64 + 0.5, ms as f64)))
-            .collect()
-    };
-    let delays = chart(&Chart {
-        title: "Send-to-S3 delay, by the second the events were sent",
-        y_label: "ms",
-        x: (0.0, length),
-        x_desc: SECONDS,
-        series: vec![("p50", BLUE, delay(|s| s.p50_ms)), ("p99", RED, delay(|s| s.p99_ms))],
-        bands: &outages,
-        target: None,
-    })?;
-    let rate_of = |f: fn(&Snapshot) -> Option<u64>| rates(&record.timeline, f);
-    let faults = chart(&Chart {
-        title: if settings.faults.is_empty() {
-            "Fault proxy: no faults in this run"
-        } else {
-            "Fault proxy (outages shaded)"
-        },
-        y_label: "per second",
-        x: (0.0, length),
-        x_desc: SECONDS,
-        series: vec![
-            ("entries throttled", MAGENTA, rate_of(|s| s.throttled)),
-            ("calls failed whole", RED, rate_of(|s| s.calls_failed)),
-        ],
-        bands: &outages,
-        target: None,
-    })?;
-    let mapping = chart(&Chart {
-        title: "Event source mapping",
-        y_label: "per second",
-        x: (0.0, length),
-        x_desc: SECONDS,
-        series: vec![
-            ("invocations", BLUE, rate_of(|s| Some(s.invocations))),
-            ("function errors", RED, rate_of(|s| Some(s.function_errors))),
-            ("bisects", MAGENTA, rate_of(|s| Some(s.bisects))),
-            ("retries", CYAN, rate_of(|s| Some(s.retries))),
-            ("batches given up", BLACK, rate_of(|s| Some(s.batches_given_up))),
-        ],
-        bands: &outages,
-        target: None,
-    })?;
-
+    let figures = [
+        ("events", events_chart(record)?),
+        ("delay", delay_chart(record)?),
+        ("faults", faults_chart(record)?),
+        ("mapping", mapping_chart(record)?),
+    ];
     let mut html = String::new();
     let title = format!(
         "kinesis-firehose-bridge: {:.0} events/s for {} s",
@@ -227,17 +154,109 @@ pub fn page(record: &RunRecord) -> Result<String> {
         );
     }
     html.push_str(&account_section(record));
-    for (id, svg) in [
-        ("events", events),
-        ("delay", delays),
-        ("faults", faults),
-        ("mapping", mapping),
-    ] {
+    for (id, svg) in figures {
         let _ = writeln!(html, "<figure id=\"{id}\">{svg}</figure>");
     }
     html.push_str(&settings_section(record));
     html.push_str("</body>\n</html>\n");
     Ok(html)
+}
+
+/// The time axis's length, in seconds: the timeline's or the events'.
+fn length(record: &RunRecord) -> f64 {
+    record
+        .timeline
+        .last()
+        .map_or(0.0, |s| s.elapsed_ms as f64 / 1000.0)
+        .max(record.seconds.last().map_or(0.0, |s| s.at as f64 + 1.0))
+        .max(1.0)
+}
+
+/// Events per second sent, delivered, rejected, dead-lettered and given up.
+fn events_chart(record: &RunRecord) -> Result<String> {
+    let per_second = |f: fn(&Second) -> u64| -> Vec<(f64, f64)> {
+        record
+            .seconds
+            .iter()
+            .map(|s| (s.at as f64 + 0.5, f(s) as f64))
+            .collect()
+    };
+    chart(&Chart {
+        title: "Events per second",
+        y_label: "events / s",
+        x: (0.0, length(record)),
+        x_desc: SECONDS,
+        series: vec![
+            ("sent into Kinesis", BLUE, per_second(|s| s.sent)),
+            ("delivered to S3", GREEN, per_second(|s| s.delivered)),
+            ("rejected", MAGENTA, per_second(|s| s.rejected)),
+            ("dead-lettered", RED, per_second(|s| s.dead_lettered)),
+            ("given up (kept in S3)", BLACK, per_second(|s| s.given_up)),
+        ],
+        bands: &outage_windows(&record.timeline),
+        target: Some(("target rate", record.settings.rate)),
+    })
+}
+
+/// The send-to-S3 delay's p50 and p99, by the second the events were sent.
+fn delay_chart(record: &RunRecord) -> Result<String> {
+    let delay = |f: fn(&Second) -> Option<u64>| -> Vec<(f64, f64)> {
+        record
+            .seconds
+            .iter()
+            .filter_map(|s| f(s).map(|ms| (s.at as f64 + 0.5, ms as f64)))
+            .collect()
+    };
+    chart(&Chart {
+        title: "Send-to-S3 delay, by the second the events were sent",
+        y_label: "ms",
+        x: (0.0, length(record)),
+        x_desc: SECONDS,
+        series: vec![("p50", BLUE, delay(|s| s.p50_ms)), ("p99", RED, delay(|s| s.p99_ms))],
+        bands: &outage_windows(&record.timeline),
+        target: None,
+    })
+}
+
+/// What the fault proxy did, per second.
+fn faults_chart(record: &RunRecord) -> Result<String> {
+    let rate_of = |f: fn(&Snapshot) -> Option<u64>| rates(&record.timeline, f);
+    chart(&Chart {
+        title: if record.settings.faults.is_empty() {
+            "Fault proxy: no faults in this run"
+        } else {
+            "Fault proxy (outages shaded)"
+        },
+        y_label: "per second",
+        x: (0.0, length(record)),
+        x_desc: SECONDS,
+        series: vec![
+            ("entries throttled", MAGENTA, rate_of(|s| s.throttled)),
+            ("calls failed whole", RED, rate_of(|s| s.calls_failed)),
+        ],
+        bands: &outage_windows(&record.timeline),
+        target: None,
+    })
+}
+
+/// What the event source mapping did, per second.
+fn mapping_chart(record: &RunRecord) -> Result<String> {
+    let rate_of = |f: fn(&Snapshot) -> Option<u64>| rates(&record.timeline, f);
+    chart(&Chart {
+        title: "Event source mapping",
+        y_label: "per second",
+        x: (0.0, length(record)),
+        x_desc: SECONDS,
+        series: vec![
+            ("invocations", BLUE, rate_of(|s| Some(s.invocations))),
+            ("function errors", RED, rate_of(|s| Some(s.function_errors))),
+            ("bisects", MAGENTA, rate_of(|s| Some(s.bisects))),
+            ("retries", CYAN, rate_of(|s| Some(s.retries))),
+            ("batches given up", BLACK, rate_of(|s| Some(s.batches_given_up))),
+        ],
+        bands: &outage_windows(&record.timeline),
+        target: None,
+    })
 }
 
 pub(crate) const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1000px}\
@@ -329,11 +348,12 @@ fn settings_section(record: &RunRecord) -> String {
         html.push_str("<h2>CPU used</h2>\n<table id=\"cpu\">\n");
         let _ = writeln!(
             html,
-            "<tr><th>wall time of load and drain</th><td>{:.1} s (2 cores: {:.0} CPU-seconds available)</td></tr>\n\
+            "<tr><th>wall time of load and drain</th><td>{:.1} s ({} cores: {:.0} CPU-seconds available)</td></tr>\n\
              <tr><th>kinesalite (Kinesis)</th><td>{}</td></tr>\n<tr><th>moto (Firehose and S3)</th><td>{}</td></tr>\n\
              <tr><th>load generator, event source mapping, bridge, proxy</th><td>{}</td></tr>\n</table>",
             cpu.seconds,
-            cpu.seconds * 2.0,
+            cpu.cores,
+            cpu.seconds * cpu.cores as f64,
             show(cpu.kinesalite),
             show(cpu.moto_firehose_s3),
             show(cpu.pipeline)
@@ -481,24 +501,24 @@ mod tests {
 
     #[test]
     fn seconds_count_each_event_where_and_when_it_ended() {
-        let fates = [
-            Fate {
+        let traces = [
+            Trace {
                 sent_ms: 10_100,
                 ending: Ending::Delivered,
                 at_ms: Some(11_200),
             },
-            Fate {
+            Trace {
                 sent_ms: 10_900,
                 ending: Ending::Rejected,
                 at_ms: Some(12_000),
             },
-            Fate {
+            Trace {
                 sent_ms: 11_000,
                 ending: Ending::Lost,
                 at_ms: None,
             },
         ];
-        let seconds = seconds(&fates, 10_000);
+        let seconds = seconds(&traces, 10_000);
         assert_eq!(seconds.len(), 3);
         assert_eq!((seconds[0].at, seconds[0].sent, seconds[0].p50_ms), (0, 2, Some(1_100)));
         assert_eq!((seconds[1].at, seconds[1].sent, seconds[1].delivered), (1, 1, 1));

@@ -13,15 +13,17 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use kinesis_firehose_bridge::reject::RejectLine;
+use kinesis_firehose_bridge::config::vars;
+use kinesis_firehose_bridge::{compress, reject};
 use serde::Deserialize;
 
 use crate::Result;
 use crate::aws::{self, Clients};
 use crate::bucket::{self, Object};
-use crate::cargo_lambda::{self, FUNCTION, Watch};
+use crate::cargo_lambda::{self, Watch};
 use crate::child;
 use crate::emulator::{self, Emulator};
+use crate::invoke::FUNCTION;
 use crate::setup::{self, EVENTS_PREFIX, REJECTS_PREFIX, Resources};
 
 /// What an event file should deliver and reject (`events/expected.json`).
@@ -105,20 +107,7 @@ pub struct Kept {
 /// empty) through the function under `cargo lambda watch`.
 pub async fn run(files: &[String], keep: bool, run_dir: &Path, say: impl Fn(&str)) -> Result<RoundTrip> {
     let expectations = expectations()?;
-    let files: Vec<String> = if files.is_empty() {
-        expectations.keys().cloned().collect()
-    } else {
-        files.to_vec()
-    };
-    for file in &files {
-        if !expectations.contains_key(file) {
-            return Err(format!(
-                "{file}: not an event file of events/expected.json (those are: {})",
-                expectations.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-            .into());
-        }
-    }
+    let files = chosen(files, &expectations)?;
     std::fs::create_dir_all(run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
     if keep {
         child::outlive_this_process();
@@ -134,68 +123,112 @@ pub async fn run(files: &[String], keep: bool, run_dir: &Path, say: impl Fn(&str
         resources.rejects_stream,
         resources.bucket
     ));
-
     say("building the function (cargo build, a dev build: about 2 minutes from a fresh clone)...");
     cargo_lambda::build_function(run_dir, Instant::now() + Duration::from_secs(1_200)).await?;
     let port = emulator::free_port()?;
     let base_env = function_env(&endpoint, &resources);
-    let mut schema: Option<String> = None;
-    let mut watch = start_watch(&base_env, None, port, run_dir, &say).await?;
-
+    let mut watching = Watching {
+        watch: start_watch(&base_env, None, port, run_dir, &say).await?,
+        schema: None,
+    };
     let mut checked = Vec::new();
     for file in &files {
         let expected = expectations[file].clone();
-        if expected.schema != schema {
+        if expected.schema != watching.schema {
             say(&format!(
-                "restarting cargo lambda watch with EVENT_SCHEMA_FILE={:?}",
+                "restarting cargo lambda watch with {}={:?}",
+                vars::EVENT_SCHEMA_FILE,
                 expected.schema
             ));
-            watch.stop();
-            schema = expected.schema.clone();
-            watch = start_watch(&base_env, schema.as_deref(), port, run_dir, &say).await?;
+            watching.watch.stop();
+            watching.schema = expected.schema.clone();
+            watching.watch = start_watch(&base_env, watching.schema.as_deref(), port, run_dir, &say).await?;
         }
-        let before = keys(&clients, &resources.bucket).await?;
-        let answer = invoke(port, &events_dir().join(file))?;
-        let after = bucket::read_prefix(&clients.s3, &resources.bucket, "").await?;
-        let new: Vec<&Object> = after.iter().filter(|o| !before.contains(&o.key)).collect();
-        let check = Checked {
-            file: file.clone(),
-            answer,
-            delivered: count_events(&new),
-            rejected: count_rejects(&new),
-            expected,
-        };
+        let check = check_file(&clients, &resources, port, file, expected).await?;
         say(&check.line());
         checked.push(check);
     }
-
     let kept = if keep {
-        let mut env = base_env.clone();
-        if let Some(schema) = &schema {
-            env.push((
-                "EVENT_SCHEMA_FILE".to_owned(),
-                events_dir().join(schema).display().to_string(),
-            ));
-        }
-        let kept = Kept {
-            endpoint,
-            invoke_port: port,
-            bucket: resources.bucket.clone(),
-            pids: vec![moto.pid(), watch.pid()],
-            env,
-        };
-        // Both outlive this process; `Kept` says how to end them.
-        std::fs::write(
-            pid_file(),
-            kept.pids.iter().map(|p| format!("-{p} ")).collect::<String>(),
-        )?;
-        Some(kept)
+        Some(keep_running(&moto, &watching, base_env, port, &resources)?)
     } else {
-        watch.stop();
+        watching.watch.stop();
         moto.stop();
         None
     };
     Ok(RoundTrip { checked, kept })
+}
+
+/// The function under `cargo lambda watch`, and the schema it runs with.
+struct Watching {
+    watch: Watch,
+    schema: Option<String>,
+}
+
+/// The files to run: `files`, or every file `expected.json` names.
+fn chosen(files: &[String], expectations: &BTreeMap<String, Expected>) -> Result<Vec<String>> {
+    if files.is_empty() {
+        return Ok(expectations.keys().cloned().collect());
+    }
+    match files.iter().find(|f| !expectations.contains_key(*f)) {
+        Some(file) => Err(format!(
+            "{file}: not an event file of events/expected.json (those are: {})",
+            expectations.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+        .into()),
+        None => Ok(files.to_vec()),
+    }
+}
+
+/// Invokes the function with one event file and counts what it added to
+/// the bucket.
+async fn check_file(
+    clients: &Clients,
+    resources: &Resources,
+    port: u16,
+    file: &str,
+    expected: Expected,
+) -> Result<Checked> {
+    let before = keys(clients, &resources.bucket).await?;
+    let answer = invoke(port, &events_dir().join(file))?;
+    let after = bucket::read_prefix(&clients.s3, &resources.bucket, "").await?;
+    let new: Vec<&Object> = after.iter().filter(|o| !before.contains(&o.key)).collect();
+    Ok(Checked {
+        file: file.to_owned(),
+        answer,
+        delivered: count_events(&new),
+        rejected: count_rejects(&new),
+        expected,
+    })
+}
+
+/// Leaves moto and the function running past this process, and writes
+/// their process groups to [`pid_file`].
+fn keep_running(
+    moto: &Emulator,
+    watching: &Watching,
+    mut env: Vec<(String, String)>,
+    port: u16,
+    resources: &Resources,
+) -> Result<Kept> {
+    if let Some(schema) = &watching.schema {
+        env.push((
+            vars::EVENT_SCHEMA_FILE.to_owned(),
+            events_dir().join(schema).display().to_string(),
+        ));
+    }
+    let kept = Kept {
+        endpoint: moto.endpoint(),
+        invoke_port: port,
+        bucket: resources.bucket.clone(),
+        pids: vec![moto.pid(), watching.watch.pid()],
+        env,
+    };
+    // Both outlive this process; `Kept` says how to end them.
+    std::fs::write(
+        pid_file(),
+        kept.pids.iter().map(|p| format!("-{p} ")).collect::<String>(),
+    )?;
+    Ok(kept)
 }
 
 /// Where the process groups kept running are written, for `make
@@ -207,9 +240,9 @@ pub fn pid_file() -> PathBuf {
 /// The function's environment against `endpoint`, as the template sets it.
 fn function_env(endpoint: &str, resources: &Resources) -> Vec<(String, String)> {
     [
-        ("DELIVERY_STREAMS", resources.delivery_streams.join(",")),
-        ("REJECTS_DELIVERY_STREAM", resources.rejects_stream.clone()),
-        ("UNDELIVERED_BUCKET", resources.bucket.clone()),
+        (vars::DELIVERY_STREAMS, resources.delivery_streams.join(",")),
+        (vars::REJECTS_DELIVERY_STREAM, resources.rejects_stream.clone()),
+        (vars::UNDELIVERED_BUCKET, resources.bucket.clone()),
         ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
         ("AWS_ENDPOINT_URL", endpoint.to_owned()),
         ("AWS_REGION", aws::REGION.to_owned()),
@@ -230,7 +263,7 @@ async fn start_watch(
     let mut env = env.to_vec();
     if let Some(schema) = schema {
         env.push((
-            "EVENT_SCHEMA_FILE".to_owned(),
+            vars::EVENT_SCHEMA_FILE.to_owned(),
             events_dir().join(schema).display().to_string(),
         ));
     }
@@ -279,7 +312,9 @@ fn count_events(objects: &[&Object]) -> usize {
     objects
         .iter()
         .filter(|o| o.key.starts_with(EVENTS_PREFIX))
-        .map(|o| o.body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count())
+        .map(|o| {
+            compress::open(&o.body, u64::MAX).map_or(0, |b| b.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count())
+        })
         .sum()
 }
 
@@ -288,10 +323,9 @@ fn count_rejects(objects: &[&Object]) -> BTreeMap<String, usize> {
     let mut seen = BTreeSet::new();
     let mut by_reason = BTreeMap::new();
     for object in objects.iter().filter(|o| o.key.starts_with(REJECTS_PREFIX)) {
-        for line in object.body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            if let Ok(line) = serde_json::from_slice::<RejectLine>(line)
-                && seen.insert((line.sequence_number.clone(), line.sub_sequence_number))
-            {
+        let body = compress::open(&object.body, u64::MAX).unwrap_or_default();
+        for line in reject::read_lines(&body).flatten() {
+            if seen.insert((line.sequence_number.clone(), line.sub_sequence_number)) {
                 *by_reason.entry(line.reason).or_insert(0) += 1;
             }
         }

@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use crate::Result;
-use crate::proxy::{HttpClient, http_client, relay, serve};
+use crate::http::{HttpClient, http_client, relay, serve};
 
 const DEADLINE: &str = "lambda-runtime-deadline-ms";
 

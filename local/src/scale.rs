@@ -19,11 +19,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kinesis_firehose_bridge::config::vars;
 use kinesis_firehose_bridge::limits::DIRECT_PUT_QUOTA;
 use serde::Serialize;
 
 use crate::Result;
-use crate::experiment::{CpuUse, Experiment, Findings};
+use crate::cpu::CpuUse;
+use crate::experiment::{Experiment, Findings};
 use crate::faults::Faults;
 use crate::plan::{self, HEADROOM, Traffic};
 use crate::progress::Snapshot;
@@ -34,11 +36,11 @@ use crate::wire::{self, WireSize};
 /// The bridge's compression in every point: `none`, so that a Firehose
 /// record weighs what its events do. The load generator's events are
 /// padded with one repeated character and gzip to 22 bytes each, a fifth
-/// of what realistic events gzip to (README, Compression: 779 bytes at
+/// of what realistic events gzip to (docs/compression.md: 779 bytes at
 /// 0.145); with them, a stream over its quota reached its requests/s quota
 /// before its bytes/s once bisection had shrunk the records, which real
 /// traffic would not (`docs/scale.md`).
-pub const COMPRESSION: (&str, &str) = ("COMPRESSION", "none");
+pub const COMPRESSION: (&str, &str) = (vars::COMPRESSION, "none");
 
 /// Which sweep a point belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -135,7 +135,7 @@ fn points_table(points: &[Figures]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::CpuUse;
+    use crate::cpu::CpuUse;
     use crate::scale::Figures;
 
     fn point(sweep: Sweep, streams: usize, factor: u32, offered: f64, delivered: f64) -> Figures {

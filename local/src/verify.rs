@@ -18,12 +18,12 @@
 //! right (no invalid event delivered, no valid one rejected), and every line,
 //! dead letter and on-failure object could be read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use kinesis_firehose_bridge::batch::SourceRecord;
-use kinesis_firehose_bridge::dead_letter::DeadLetter;
+use kinesis_firehose_bridge::compress;
+use kinesis_firehose_bridge::dead_letter::{self, DeadLetter};
 use kinesis_firehose_bridge::kpl::{self, Bounds};
-use kinesis_firehose_bridge::part;
 use kinesis_firehose_bridge::reject::{self, RejectLine};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -97,20 +97,21 @@ pub enum Ending {
     Lost,
 }
 
-/// One sent event's fate, for the report page's charts.
+/// One sent event: when it was sent, where it ended and when (for the
+/// report page).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fate {
+pub struct Trace {
     pub sent_ms: u64,
     pub ending: Ending,
     /// When it got there (first landing, object written, line logged).
     pub at_ms: Option<u64>,
 }
 
-/// The report and every event's fate.
+/// The report and every event's trace.
 #[derive(Debug, Clone, Default)]
 pub struct Account {
     pub report: Report,
-    pub fates: Vec<Fate>,
+    pub traces: Vec<Trace>,
 }
 
 impl Report {
@@ -175,6 +176,36 @@ impl Report {
     }
 }
 
+/// The sent events by id: which one a line of bytes names.
+struct Known<'a> {
+    ids: HashMap<&'a str, &'a Sent>,
+}
+
+impl<'a> Known<'a> {
+    fn new(sent: &'a [Sent]) -> Self {
+        Known {
+            ids: sent.iter().map(|s| (s.id.as_str(), s)).collect(),
+        }
+    }
+
+    /// The id of the sent event `bytes` is, if any.
+    fn id(&self, bytes: &[u8]) -> Option<&'a str> {
+        event_id(bytes)
+            .and_then(|id| self.ids.get_key_value(id))
+            .map(|(&id, _)| id)
+    }
+}
+
+/// Where the sent events were found, by id.
+struct Found<'a> {
+    /// Copies in `events/` and the first landing.
+    landed: HashMap<&'a str, (u64, u64)>,
+    /// First time rejected, and the best place it is kept.
+    rejected: HashMap<&'a str, (u64, Place)>,
+    dead_lettered: HashMap<&'a str, u64>,
+    given_up: HashMap<&'a str, u64>,
+}
+
 /// Sorts every sent event into exactly one place.
 pub fn account(evidence: &Evidence<'_>) -> Account {
     let contents = evidence.contents;
@@ -185,18 +216,41 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
         ..Report::default()
     };
     report.invalid_sent = report.sent - report.valid_sent;
-    let ids: HashMap<&str, &Sent> = evidence.sent.iter().map(|s| (s.id.as_str(), s)).collect();
-    let known = |bytes: &[u8]| event_id(bytes).and_then(|id| ids.get_key_value(id)).map(|(&id, _)| id);
+    let known = Known::new(evidence.sent);
+    let kept = kept(evidence, &mut report);
+    let found = Found {
+        landed: landed(evidence, &known, &mut report),
+        rejected: rejected(evidence, &kept, &known, &mut report),
+        dead_lettered: dead_lettered(&kept, &known, &mut report),
+        given_up: given_up(contents, &known, &mut report),
+    };
+    let (traces, mut delays) = traces(evidence.sent, &found, &mut report);
+    report.delays_from_last_modified = match evidence.landings {
+        None => delays.len() as u64,
+        Some(landings) => contents
+            .delivered
+            .iter()
+            .filter(|o| landings.at(&o.etag).is_none())
+            .map(|o| plain(&o.body).map_or(0, |b| b.iter().filter(|&&b| b == b'\n').count() as u64))
+            .sum(),
+    };
+    delays.sort_unstable();
+    report.p50_delivery_ms = percentile(&delays, 50.0);
+    report.p99_delivery_ms = percentile(&delays, 99.0);
+    report.max_delivery_ms = delays.last().copied().unwrap_or(0);
+    Account { report, traces }
+}
 
-    // events/: copies and first landing of each event.
-    let mut landed: HashMap<&str, (u64, u64)> = HashMap::new(); // id -> (copies, first landing ms)
-    for object in &contents.delivered {
+/// The events in `events/`: copies and first landing of each.
+fn landed<'a>(evidence: &Evidence<'_>, known: &Known<'a>, report: &mut Report) -> HashMap<&'a str, (u64, u64)> {
+    let mut landed: HashMap<&str, (u64, u64)> = HashMap::new();
+    for object in &evidence.contents.delivered {
         let acknowledged = evidence.landings.and_then(|l| l.at(&object.etag));
         let at = acknowledged.unwrap_or(object.last_modified_ms);
         let body = match plain(&object.body) {
             Ok(body) => body,
             Err(e) => {
-                report.problem(format!("{}: not a gzip stream: {e}", object.key));
+                report.problem(format!("{}: {e}", object.key));
                 continue;
             }
         };
@@ -206,7 +260,7 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
                 report.malformed_lines += 1;
                 continue;
             }
-            match known(line) {
+            match known.id(line) {
                 Some(id) => {
                     let entry = landed.entry(id).or_insert((0, u64::MAX));
                     entry.0 += 1;
@@ -216,39 +270,54 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
             }
         }
     }
+    landed
+}
 
-    // The function's kept objects, read as the log lines they hold (each
-    // line timed by its own `timestamp`).
+/// The function's kept objects, read as the log lines they hold (each line
+/// timed by its own `timestamp`); what cannot be read, in them or in the
+/// log, is a problem of the report.
+fn kept(evidence: &Evidence<'_>, report: &mut Report) -> Logged {
     let mut kept = Logged::default();
-    for object in &contents.kept {
+    for object in &evidence.contents.kept {
         kept.add(&String::from_utf8_lossy(&object.body), &object.key);
     }
     for unreadable in kept.unreadable.iter().chain(&evidence.log.unreadable) {
         report.problem(unreadable.to_string());
     }
+    kept
+}
 
-    // Rejected: rejects/ and rejects-unsent/ objects.
-    let mut rejected: HashMap<&str, (u64, Place)> = HashMap::new(); // id -> (first ms, where)
-    let mut copies: HashMap<(String, Option<u64>, usize), u64> = HashMap::new();
+/// Rejected events, from `rejects/` and `rejects-unsent/` objects: when
+/// each was first written, and the best place it is kept. Counts the
+/// duplicate rejects.
+fn rejected<'a>(
+    evidence: &Evidence<'_>,
+    kept: &Logged,
+    known: &Known<'a>,
+    report: &mut Report,
+) -> HashMap<&'a str, (u64, Place)> {
     let mut lines: Vec<(RejectLine, u64, Place)> = Vec::new();
-    for object in &contents.rejected {
+    for object in &evidence.contents.rejected {
         let at = evidence
             .landings
             .and_then(|l| l.at(&object.etag))
             .unwrap_or(object.last_modified_ms);
-        for (number, line) in object
-            .body
-            .split(|&b| b == b'\n')
-            .enumerate()
-            .filter(|(_, l)| !l.is_empty())
-        {
-            match serde_json::from_slice::<RejectLine>(line) {
+        let body = match plain(&object.body) {
+            Ok(body) => body,
+            Err(e) => {
+                report.problem(format!("{}: {e}", object.key));
+                continue;
+            }
+        };
+        for line in reject::read_lines(&body) {
+            match line {
                 Ok(line) => lines.push((line, at, Place::Stream)),
-                Err(e) => report.problem(format!("{}:{}: not a reject line: {e}", object.key, number + 1)),
+                Err(e) => report.problem(format!("{}: {e}", object.key)),
             }
         }
     }
     lines.extend(timed(&kept.rejections, Place::S3));
+    let mut copies: HashMap<(String, Option<u64>, usize), u64> = HashMap::new();
     for (line, _, _) in &lines {
         let index = line.part.as_ref().map_or(0, |p| p.index);
         *copies
@@ -264,10 +333,11 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
             .or_insert((*at, *place));
         *entry = (entry.0.min(*at), entry.1.min(*place));
     }
+    let mut rejected: HashMap<&str, (u64, Place)> = HashMap::new();
     match reject::recover(lines.into_iter().map(|(line, _, _)| line)) {
         Ok(recovered) => {
             for r in recovered {
-                let Some(id) = known(&r.payload) else { continue };
+                let Some(id) = known.id(&r.payload) else { continue };
                 let (at, place) = first
                     .get(&(r.line.sequence_number.clone(), r.line.sub_sequence_number))
                     .copied()
@@ -278,31 +348,38 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
         }
         Err(e) => report.problem(format!("rejected records could not be put back together: {e}")),
     }
+    rejected
+}
 
-    // Dead letters: the kept objects', parts joined.
+/// Dead-lettered events, from the kept objects' dead letters, parts joined:
+/// when each was first written.
+fn dead_lettered<'a>(kept: &Logged, known: &Known<'a>, report: &mut Report) -> HashMap<&'a str, u64> {
     let mut dead: HashMap<&str, u64> = HashMap::new();
-    for (record, at) in reassemble(&kept.dead_letters, &mut report) {
+    for (record, at) in reassemble(&kept.dead_letters, report) {
         let record = match plain(&record) {
             Ok(record) => record,
             Err(e) => {
-                report.problem(format!("a gzip dead letter that does not decompress: {e}"));
+                report.problem(format!("a gzip dead letter that does not open: {e}"));
                 continue;
             }
         };
         for line in record.split(|&b| b == b'\n') {
-            if let Some(id) = known(line) {
+            if let Some(id) = known.id(line) {
                 let entry = dead.entry(id).or_insert(at);
                 *entry = (*entry).min(at);
             }
         }
     }
+    dead
+}
 
-    // Batches the event source mapping gave up on.
+/// Events in batches the event source mapping gave up on: when the batch
+/// was kept.
+fn given_up<'a>(contents: &Contents, known: &Known<'a>, report: &mut Report) -> HashMap<&'a str, u64> {
     let mut given_up: HashMap<&str, u64> = HashMap::new();
     for object in &contents.given_up {
-        let batch = InvocationRecord::parse(&object.body).map(|(_, batch)| batch);
-        let batch = match batch {
-            Ok(batch) => batch,
+        let batch = match InvocationRecord::parse(&object.body) {
+            Ok((_, batch)) => batch,
             Err(e) => {
                 report.problem(format!("{}: {e}", object.key));
                 continue;
@@ -312,23 +389,24 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
             let data = record.data();
             let users = kpl::deaggregate(data, Bounds::NONE).map(|u| u.into_iter().map(|u| u.data).collect::<Vec<_>>());
             for bytes in users.unwrap_or_else(|_| vec![data]) {
-                if let Some(id) = known(bytes) {
+                if let Some(id) = known.id(bytes) {
                     given_up.entry(id).or_insert(object.last_modified_ms);
                 }
             }
         }
     }
+    given_up
+}
 
+/// Each sent event's trace, the first place of delivered, rejected,
+/// dead-lettered, given up that holds it, else lost; and the delivery
+/// delays of the valid events delivered.
+fn traces(sent: &[Sent], found: &Found<'_>, report: &mut Report) -> (Vec<Trace>, Vec<u64>) {
     let mut delays = Vec::new();
-    let mut fates = Vec::with_capacity(evidence.sent.len());
-    for s in evidence.sent {
+    let mut traces = Vec::with_capacity(sent.len());
+    for s in sent {
         let id = s.id.as_str();
-        let fate = |ending, at_ms| Fate {
-            sent_ms: s.at_ms,
-            ending,
-            at_ms,
-        };
-        if let Some(&(copies, first)) = landed.get(id) {
+        let (ending, at_ms) = if let Some(&(copies, first)) = found.landed.get(id) {
             report.delivered += 1;
             report.duplicates += copies - 1;
             if s.valid {
@@ -336,42 +414,30 @@ pub fn account(evidence: &Evidence<'_>) -> Account {
             } else {
                 report.invalid_delivered += 1;
             }
-            fates.push(fate(Ending::Delivered, Some(first)));
-        } else if let Some(&(at, place)) = rejected.get(id) {
+            (Ending::Delivered, Some(first))
+        } else if let Some(&(at, place)) = found.rejected.get(id) {
             report.rejected += 1;
-            if place == Place::S3 {
-                report.rejected_kept_in_s3 += 1;
-            }
-            if s.valid {
-                report.valid_rejected += 1;
-            }
-            fates.push(fate(Ending::Rejected, Some(at)));
-        } else if let Some(&at) = dead.get(id) {
+            report.rejected_kept_in_s3 += u64::from(place == Place::S3);
+            report.valid_rejected += u64::from(s.valid);
+            (Ending::Rejected, Some(at))
+        } else if let Some(&at) = found.dead_lettered.get(id) {
             report.dead_lettered += 1;
             report.dead_lettered_in_s3 += 1;
-            fates.push(fate(Ending::DeadLettered, Some(at)));
-        } else if let Some(&at) = given_up.get(id) {
+            (Ending::DeadLettered, Some(at))
+        } else if let Some(&at) = found.given_up.get(id) {
             report.given_up += 1;
-            fates.push(fate(Ending::GivenUp, Some(at)));
+            (Ending::GivenUp, Some(at))
         } else {
             report.lost += 1;
-            fates.push(fate(Ending::Lost, None));
-        }
+            (Ending::Lost, None)
+        };
+        traces.push(Trace {
+            sent_ms: s.at_ms,
+            ending,
+            at_ms,
+        });
     }
-    report.delays_from_last_modified = match evidence.landings {
-        None => delays.len() as u64,
-        Some(landings) => contents
-            .delivered
-            .iter()
-            .filter(|o| landings.at(&o.etag).is_none())
-            .map(|o| plain(&o.body).map_or(0, |b| b.iter().filter(|&&b| b == b'\n').count() as u64))
-            .sum(),
-    };
-    delays.sort_unstable();
-    report.p50_delivery_ms = percentile(&delays, 50.0);
-    report.p99_delivery_ms = percentile(&delays, 99.0);
-    report.max_delivery_ms = delays.last().copied().unwrap_or(0);
-    Account { report, fates }
+    (traces, delays)
 }
 
 /// Where a copy of an undelivered record is, best first.
@@ -390,51 +456,27 @@ fn timed(lines: &[Timed<RejectLine>], place: Place) -> impl Iterator<Item = (Rej
 }
 
 /// The records dead letters carry, each with the earliest time one of its
-/// letters was written: whole letters as they are, part groups joined. A
-/// letter or group that cannot be read is a problem of the report; the rest
-/// still count.
+/// letters was written: whole letters as they are, part groups joined
+/// ([`dead_letter::by_record`]). A letter or group that cannot be read is a
+/// problem of the report; the rest still count.
 fn reassemble(letters: &[Timed<DeadLetter>], report: &mut Report) -> Vec<(Vec<u8>, u64)> {
     let mut records = Vec::new();
-    let mut groups: BTreeMap<&str, Vec<&Timed<DeadLetter>>> = BTreeMap::new();
-    for letter in letters {
-        match &letter.value.part {
-            None => match letter.value.bytes() {
-                Ok(bytes) => records.push((bytes, letter.at_ms.unwrap_or(0))),
-                Err(e) => report.problem(format!(
-                    "dead letter of {:?}: {e}",
-                    letter.value.sequence_numbers.first()
-                )),
-            },
-            Some(part) => groups.entry(part.group.as_str()).or_default().push(letter),
-        }
-    }
-    for (group, parts) in groups {
-        let at = parts.iter().filter_map(|l| l.at_ms).min().unwrap_or(0);
-        let pieces: Result<Vec<_>, _> = parts
-            .iter()
-            .map(|l| l.value.bytes().map(|b| (l.value.part.clone(), b)))
-            .collect();
-        match pieces
-            .map_err(|e| e.to_string())
-            .and_then(|p| part::join(p).map_err(|e| e.to_string()))
-        {
+    for held in dead_letter::by_record(letters, |l| &l.value) {
+        let at = held.iter().filter_map(|l| l.at_ms).min().unwrap_or(0);
+        match dead_letter::reassemble(held.iter().map(|l| &l.value)) {
             Ok(joined) => records.extend(joined.into_iter().map(|r| (r, at))),
-            Err(e) => report.problem(format!("dead letter part group {group}: {e}")),
+            Err(e) => report.problem(format!(
+                "dead letter of {:?}: {e}",
+                held.first().and_then(|l| l.value.sequence_numbers.first())
+            )),
         }
     }
     records
 }
 
-/// The bytes as they are, or decompressed when they are gzip (a series of
-/// members, as Firehose concatenates the records the bridge gzipped).
-pub fn plain(bytes: &[u8]) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
-    use std::io::Read;
-    if !kinesis_firehose_bridge::compress::is_gzip(bytes) {
-        return Ok(std::borrow::Cow::Borrowed(bytes));
-    }
-    let mut out = Vec::with_capacity(bytes.len() * 8);
-    flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out)?;
-    Ok(std::borrow::Cow::Owned(out))
+/// The bytes as they are, or their gzip members opened.
+fn plain(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, compress::OpenError> {
+    compress::open(bytes, u64::MAX)
 }
 
 /// Nearest-rank percentile of sorted values; 0 for none.
@@ -582,9 +624,9 @@ mod tests {
         assert_eq!(report.duplicates, 1);
         assert_eq!(report.p99_delivery_ms, 1_000);
         assert!(!report.is_clean(), "d and e are lost");
-        let endings: Vec<Ending> = account.fates.iter().map(|f| f.ending).collect();
+        let endings: Vec<Ending> = account.traces.iter().map(|f| f.ending).collect();
         assert_eq!(endings[6], Ending::GivenUp);
-        assert_eq!(account.fates[6].at_ms, Some(9_000));
+        assert_eq!(account.traces[6].at_ms, Some(9_000));
     }
 
     #[test]

@@ -165,11 +165,11 @@ mod tests {
     #[tokio::test]
     async fn gzip_sends_a_fraction_of_the_event_bytes_and_none_about_all() {
         let events = demo_events(1_000, 300);
-        let gzip = measure(&events, 500, &[("COMPRESSION", "gzip")]).await.unwrap();
+        let gzip = measure(&events, 500, &[(vars::COMPRESSION, "gzip")]).await.unwrap();
         assert_eq!((gzip.batches, gzip.events, gzip.rejected), (2, 1_000, 0));
         assert_eq!(gzip.records, 2, "one gzip member holds a whole batch");
         assert!(gzip.ratio() < 0.5, "{}", gzip.ratio());
-        let none = measure(&events, 500, &[("COMPRESSION", "none")]).await.unwrap();
+        let none = measure(&events, 500, &[(vars::COMPRESSION, "none")]).await.unwrap();
         assert!(none.ratio() >= 1.0 && none.ratio() < 1.01, "{}", none.ratio());
         assert!(none.bytes_per_event() > 290.0);
         assert!(gzip.billed_per_event() >= gzip.bytes_per_event());

@@ -1,17 +1,16 @@
-//! Issue 2's end-to-end test: the bridge, in-process through its library
+//! The bridge's end-to-end test against moto: the bridge, in-process through its library
 //! with the SDK adapter pointed at moto, handles the shipped `events/*.json`
 //! and generated batches; the delivered objects are read back from moto's
 //! S3 and every valid event is there exactly once, one per line.
 
 use std::collections::HashMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bridge_local::aws::Clients;
 use bridge_local::bucket;
 use bridge_local::emulator::Emulator;
 use bridge_local::events::{EventShape, event_id};
 use bridge_local::setup::{self, EVENTS_PREFIX, REJECTS_PREFIX, Resources};
+use kinesis_firehose_bridge::batch::build::EventRecord;
 use kinesis_firehose_bridge::batch::{KinesisBatch, Record};
 use kinesis_firehose_bridge::event::Contract;
 use kinesis_firehose_bridge::firehose::SdkFirehose;
@@ -27,23 +26,15 @@ fn run_dir(name: &str) -> std::path::PathBuf {
 
 /// A Kinesis record as Lambda delivers it, read as the function reads it.
 fn kinesis_record(sequence_number: u64, data: &[u8]) -> Record {
-    serde_json::from_value(serde_json::json!({
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": format!("pk-{sequence_number}"),
-            "sequenceNumber": format!("49590000000000000000{sequence_number:08}"),
-            "data": STANDARD.encode(data),
-            "approximateArrivalTimestamp": 1764072000.5
-        },
-        "eventSource": "aws:kinesis",
-        "eventVersion": "1.0",
-        "eventID": format!("shardId-000000000000:{sequence_number}"),
-        "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": "arn:aws:iam::123456789012:role/bridge",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/analytics-events"
-    }))
-    .expect("a valid Kinesis record")
+    let record = EventRecord {
+        shard_id: "shardId-000000000000",
+        stream_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/analytics-events",
+        partition_key: &format!("pk-{sequence_number}"),
+        sequence_number: &format!("49590000000000000000{sequence_number:08}"),
+        data,
+        arrival: 1764072000.5,
+    };
+    serde_json::from_value(record.json()).expect("a valid Kinesis record")
 }
 
 /// The lines the contract makes of a batch's valid events.

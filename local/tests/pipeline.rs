@@ -243,10 +243,10 @@ async fn a_poison_stretch_is_bisected_given_up_kept_in_s3_and_replayed() {
     );
     // Later records are delivered: nothing sent in the last two seconds is
     // anywhere but delivered or rejected.
-    let last = findings.account.fates.iter().map(|f| f.sent_ms).max().unwrap_or(0);
+    let last = findings.account.traces.iter().map(|f| f.sent_ms).max().unwrap_or(0);
     let late: Vec<_> = findings
         .account
-        .fates
+        .traces
         .iter()
         .filter(|f| f.sent_ms + 2_000 > last)
         .collect();

@@ -13,7 +13,7 @@ use bridge_local::experiment::{Experiment, Findings, InvokeMode};
 use bridge_local::faults::Faults;
 use bridge_local::lake::{self, Lake};
 use bridge_local::load::LoadConfig;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
 #[derive(Parser, Debug)]
 #[command(about = "Runs the 5,000 events/s zero-loss experiment locally: kinesalite, moto, the bridge")]
@@ -46,9 +46,10 @@ struct Args {
     /// Concurrent PutRecords senders, each owning its own shards.
     #[arg(long, default_value_t = 5)]
     lanes: usize,
-    /// How the event source mapping invokes the bridge.
-    #[arg(long, value_enum, default_value_t = Invoke::Library)]
-    invoke: Invoke,
+    /// How the event source mapping invokes the bridge: `library` (in
+    /// process) or `cargo-lambda` (the function under `cargo lambda watch`).
+    #[arg(long, value_parser = InvokeMode::parse, default_value = "library")]
+    invoke: InvokeMode,
     /// A built bootstrap to run in the function's place, behind cargo lambda
     /// watch's Runtime API (an aarch64 one through qemu-user), e.g. the one
     /// `make package` zipped; overrides --invoke.
@@ -82,12 +83,6 @@ struct Args {
     run_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Invoke {
-    Library,
-    CargoLambda,
-}
-
 fn name_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -106,13 +101,36 @@ fn load_average() -> String {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let load_before = load_average();
-    let faults = match Faults::parse(&args.faults) {
-        Ok(f) => f,
+    let experiment = match experiment(&args) {
+        Ok(e) => e,
         Err(e) => {
-            eprintln!("FAULTS: {e}");
+            eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
+    eprintln!("run folder: {}", experiment.run_dir.display());
+    // Ctrl-C drops the run: moto and cargo lambda are ended by their pid.
+    let outcome = tokio::select! {
+        outcome = experiment.run() => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: stopping everything this run started");
+            early_page(&experiment, "interrupted (Ctrl-C)");
+            return ExitCode::from(130);
+        }
+    };
+    match outcome {
+        Ok(outcome) => finish(&args, outcome, &load_before).await,
+        Err(e) => {
+            eprintln!("the run failed: {e}");
+            early_page(&experiment, &format!("the run failed: {e}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The experiment the arguments describe; an error names the bad one.
+fn experiment(args: &Args) -> Result<Experiment, String> {
+    let faults = Faults::parse(&args.faults).map_err(|e| format!("FAULTS: {e}"))?;
     let run_dir = args.run_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!(
             "bridge-local-{}-{}",
@@ -120,13 +138,7 @@ async fn main() -> ExitCode {
             bridge_local::now_ms()
         ))
     });
-    let mut experiment = match Experiment::new(run_dir.clone()) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("the run failed: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let mut experiment = Experiment::new(run_dir).map_err(|e| format!("the run failed: {e}"))?;
     experiment.load = LoadConfig {
         rate: args.rate,
         duration: Duration::from_secs(args.duration),
@@ -139,10 +151,9 @@ async fn main() -> ExitCode {
     experiment.shards = args.shards;
     experiment.faults = faults;
     experiment.faults_spec = args.faults.clone();
-    experiment.invoke = match (&args.bootstrap, args.invoke) {
-        (Some(path), _) => InvokeMode::Bootstrap(path.clone()),
-        (None, Invoke::Library) => InvokeMode::Library,
-        (None, Invoke::CargoLambda) => InvokeMode::CargoLambda,
+    experiment.invoke = match &args.bootstrap {
+        Some(path) => InvokeMode::Bootstrap(path.clone()),
+        None => args.invoke.clone(),
     };
     experiment.esm.poll_interval = Duration::from_millis(args.poll_ms);
     if let Some(retries) = args.max_retry_attempts {
@@ -155,56 +166,46 @@ async fn main() -> ExitCode {
     experiment.drain_timeout = Duration::from_secs(args.drain_timeout);
     experiment.replay = args.replay;
     experiment.keep_moto = args.keep;
-    eprintln!("run folder: {}", run_dir.display());
+    Ok(experiment)
+}
 
-    // Ctrl-C drops the run: moto and cargo lambda are ended by their pid.
-    let outcome = tokio::select! {
-        outcome = experiment.run() => outcome,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("interrupted: stopping everything this run started");
-            match experiment.write_early_page("interrupted (Ctrl-C)") {
-                Ok(page) => eprintln!("report page (what the run had): {}", page.display()),
-                Err(e) => eprintln!("the report page could not be written: {e}"),
-            }
-            return ExitCode::from(130);
-        }
-    };
-    match outcome {
-        Ok(mut outcome) => {
-            eprintln!(
-                "machine load average (1 min) {load_before} at the start, {} at the end",
-                load_average()
-            );
-            let lake = check_lake(&outcome);
-            print(&args, &outcome, &lake);
-            if let Some(moto) = outcome.moto.take() {
-                eprintln!(
-                    "moto keeps running on {} (pid {}); for example\n  \
-                     cargo run -p bridge-local --bin verify -- --endpoint {} --sent {} --log {}\n\
-                     Ctrl-C ends it.",
-                    moto.endpoint(),
-                    moto.pid(),
-                    moto.endpoint(),
-                    outcome.run_dir.join("sent.tsv").display(),
-                    outcome.run_dir.join("function.log").display()
-                );
-                let _ = tokio::signal::ctrl_c().await;
-                moto.stop();
-            }
-            if outcome.last_report().is_clean() && lake.problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("the run failed: {e}");
-            match experiment.write_early_page(&format!("the run failed: {e}")) {
-                Ok(page) => eprintln!("report page (what the run had): {}", page.display()),
-                Err(e) => eprintln!("the report page could not be written: {e}"),
-            }
-            ExitCode::from(2)
-        }
+/// Writes the page of a run that ended before its account.
+fn early_page(experiment: &Experiment, why: &str) {
+    match experiment.write_early_page(why) {
+        Ok(page) => eprintln!("report page (what the run had): {}", page.display()),
+        Err(e) => eprintln!("the report page could not be written: {e}"),
+    }
+}
+
+/// Prints the run's findings, checks the lake, keeps moto when asked; the
+/// exit status: 0 clean, 1 not.
+async fn finish(args: &Args, mut outcome: Findings, load_before: &str) -> ExitCode {
+    eprintln!(
+        "machine load average (1 min) {load_before} at the start, {} at the end",
+        load_average()
+    );
+    let lake = check_lake(&outcome);
+    print_run(args, &outcome);
+    print_account(&outcome, &lake);
+    println!("{}", summary(args, &outcome, &lake));
+    if let Some(moto) = outcome.moto.take() {
+        eprintln!(
+            "moto keeps running on {} (pid {}); for example\n  \
+             cargo run -p bridge-local --bin verify -- --endpoint {} --sent {} --log {}\n\
+             Ctrl-C ends it.",
+            moto.endpoint(),
+            moto.pid(),
+            moto.endpoint(),
+            outcome.run_dir.join("sent.tsv").display(),
+            outcome.run_dir.join("function.log").display()
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        moto.stop();
+    }
+    if outcome.last_report().is_clean() && lake.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -237,7 +238,8 @@ fn check_lake(outcome: &Findings) -> LakeCheck {
     }
 }
 
-fn print(args: &Args, outcome: &Findings, lake: &LakeCheck) {
+/// What the pipeline did: load, mapping, CPU, Firehose, fault proxy.
+fn print_run(args: &Args, outcome: &Findings) {
     let load = &outcome.load;
     println!(
         "load: {:.0} events/s for {} s targeted, {:.0} events/s achieved ({} events in {} Kinesis records; \
@@ -267,10 +269,11 @@ fn print(args: &Args, outcome: &Findings, lake: &LakeCheck) {
     let cpu = &outcome.cpu;
     let show = |s: Option<f64>| s.map_or("?".to_owned(), |s| format!("{s:.1} s"));
     println!(
-        "CPU over the {:.0} s of load and drain (2 cores = {:.0} s available): kinesalite {}, moto Firehose+S3 {}, \
+        "CPU over the {:.0} s of load and drain ({} cores = {:.0} s available): kinesalite {}, moto Firehose+S3 {}, \
          this process {}",
         cpu.seconds,
-        cpu.seconds * 2.0,
+        cpu.cores,
+        cpu.seconds * cpu.cores as f64,
         show(cpu.kinesalite),
         show(cpu.moto_firehose_s3),
         show(cpu.pipeline)
@@ -298,6 +301,10 @@ fn print(args: &Args, outcome: &Findings, lake: &LakeCheck) {
             p.limit_violations
         );
     }
+}
+
+/// The account, the replay's when there was one, and the lake.
+fn print_account(outcome: &Findings, lake: &LakeCheck) {
     for line in outcome.report().lines() {
         println!("{line}");
     }
@@ -320,6 +327,13 @@ fn print(args: &Args, outcome: &Findings, lake: &LakeCheck) {
         outcome.run_dir.display()
     );
     println!("report page: {}", outcome.page.display());
+}
+
+/// The run's last line: the final report with the run's figures.
+fn summary(args: &Args, outcome: &Findings, lake: &LakeCheck) -> serde_json::Value {
+    let load = &outcome.load;
+    let esm = &outcome.esm;
+    let cpu = &outcome.cpu;
     let mut json = serde_json::to_value(outcome.last_report()).unwrap_or_default();
     if let Some(map) = json.as_object_mut() {
         map.insert("target_rate".into(), args.rate.into());
@@ -353,5 +367,5 @@ fn print(args: &Args, outcome: &Findings, lake: &LakeCheck) {
             map.insert("limit_violations".into(), p.limit_violations.into());
         }
     }
-    println!("{json}");
+    json
 }

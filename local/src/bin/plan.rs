@@ -11,6 +11,7 @@ use bridge_local::quota::{OTHER_REGIONS, Quota};
 use bridge_local::template::{self, Deployed};
 use bridge_local::wire;
 use clap::Parser;
+use kinesis_firehose_bridge::config::vars;
 use kinesis_firehose_bridge::limits::DIRECT_PUT_QUOTA_REGIONS;
 
 #[derive(Parser, Debug)]
@@ -90,7 +91,12 @@ async fn run(args: &Args) -> bridge_local::Result<String> {
         ),
     };
     let compression = settings.compression.clone();
-    let wire = wire::measure(&events, settings.batch_size, &[("COMPRESSION", compression.as_str())]).await?;
+    let wire = wire::measure(
+        &events,
+        settings.batch_size,
+        &[(vars::COMPRESSION, compression.as_str())],
+    )
+    .await?;
     let inputs = Inputs {
         rate,
         event_bytes,
