@@ -13,8 +13,14 @@ KINESALITE := $(KINESALITE_DIR)/node_modules/kinesalite/package.json
 
 .PHONY: test prerequisites lint unit check-deploy bench bench-runtime bench-build moto duckdb kinesalite clean-venv
 
-## test: formatting, clippy, deployment checks, benchmarks build, then unit + behaviour + end-to-end tests (last, so their results close the output)
-test: prerequisites lint moto kinesalite cargo-lambda duckdb check-deploy bench-build unit
+## test: formatting and clippy (which checks the benchmarks too) while the pinned tools install and the deployment checks run, then unit + behaviour + end-to-end tests (last, so their results close the output)
+# The tools install and the deployment checks run beside clippy's build
+# (they wait on the network more than on the cores); each one's output is
+# printed whole when it ends. The tests run alone: the end-to-end runs
+# measure rates.
+test: prerequisites
+	$(MAKE) --no-print-directory -j8 --output-sync=target lint moto kinesalite cargo-lambda duckdb check-deploy
+	$(MAKE) --no-print-directory unit
 
 ## prerequisites: stops early, naming what is missing and how to get it (docs/getting-started.md)
 prerequisites:
@@ -42,8 +48,8 @@ bench-runtime:
 	cargo build --release -p kinesis-firehose-bridge --bin kinesis-firehose-bridge
 	$(PYTHON) tools/runtime-harness.py target/release/kinesis-firehose-bridge
 
-# CI only checks that the benchmarks build; the dev profile reuses the test
-# build instead of a second, fat-LTO build of every dependency.
+# The benchmarks built and linked, in the dev profile (reusing the test
+# build); `make test` relies on clippy's check of every target instead.
 bench-build:
 	cargo bench --workspace --no-run --profile dev
 

@@ -214,12 +214,14 @@ pub fn invoke_url(port: u16) -> String {
 }
 
 /// Builds the bridge's binary with cargo (the dev profile `cargo lambda
-/// watch` uses) and returns its path.
+/// watch` uses) and returns its path. It builds what `cargo test
+/// --workspace` builds (the workspace's features, the test targets), so
+/// under the tests the binary is already there and nothing is rebuilt.
 pub async fn build_function(log_dir: &Path, until: Instant) -> Result<PathBuf> {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command
         .current_dir(crate::repo_root())
-        .args(["build", "--package", FUNCTION, "--bin", FUNCTION]);
+        .args(["build", "--workspace", "--tests", "--bin", FUNCTION]);
     let log = log_dir.join("function-build.log");
     let mut build = Guarded::spawn("cargo build", command, &log)?;
     loop {

@@ -123,7 +123,7 @@ pub async fn run(files: &[String], keep: bool, run_dir: &Path, say: impl Fn(&str
         resources.rejects_stream,
         resources.bucket
     ));
-    say("building the function (cargo build, a dev build: about 2 minutes from a fresh clone)...");
+    say("building the function (cargo build, the dev build `cargo test` makes: minutes from a fresh clone)...");
     cargo_lambda::build_function(run_dir, Instant::now() + Duration::from_secs(1_200)).await?;
     let port = emulator::free_port()?;
     let base_env = function_env(&endpoint, &resources);
