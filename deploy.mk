@@ -48,7 +48,7 @@ test-arm64: moto kinesalite cargo-lambda
 	rm -rf $(UNPACKED)
 	$(PYTHON) -m zipfile -e $(PACKAGE) $(UNPACKED)
 	chmod 755 $(UNPACKED)/bootstrap
-	BRIDGE_BOOTSTRAP="$(CURDIR)/$(UNPACKED)/bootstrap" cargo test -p bridge-local --test pipeline -- \
+	BRIDGE_BOOTSTRAP="$(CURDIR)/$(UNPACKED)/bootstrap" cargo test --workspace --test pipeline -- \
 		a_poison_stretch throttled_and_one_stream_down gzip_delivers
 
 ## sam: the AWS SAM CLI, pinned, in its own virtualenv (.venv/sam, shared with tools/check-deploy)
